@@ -61,8 +61,8 @@ class ConfiguredRule:
         self.transform = transform
         self.hyperparameters = dict(hyperparameters)
 
-    def __call__(self, loss_or_grads, params):
-        return apply(self.transform, loss_or_grads, params)
+    def __call__(self, loss_or_grads, params, fuse=False):
+        return apply(self.transform, loss_or_grads, params, fuse=fuse)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
@@ -75,12 +75,13 @@ def update_rule(build):
     The rule takes ``loss_or_grads`` and ``params`` first, then the hyperparameters of
     ``build`` (by position or name), and either applies the transform or, given neither a
     loss nor params, returns a :class:`ConfiguredRule`. Hyperparameters are checked
-    when the rule is called, in both cases.
+    when the rule is called, in both cases. The keyword ``fuse`` chooses the per-tensor
+    or the fused multi-tensor path (see :func:`symopt.apply`).
     """
     hyper_signature = inspect.signature(build)
 
     @functools.wraps(build)
-    def rule(loss_or_grads=None, params=None, *args, **kwargs):
+    def rule(loss_or_grads=None, params=None, *args, fuse=False, **kwargs):
         bound = hyper_signature.bind(*args, **kwargs)
         bound.apply_defaults()
         transform = build(*bound.args, **bound.kwargs)
@@ -96,14 +97,15 @@ def update_rule(build):
                 f"{build.__name__}: params were given without loss_or_grads; pass a scalar "
                 "loss or one gradient per parameter"
             )
-        return apply(transform, loss_or_grads, params)
+        return apply(transform, loss_or_grads, params, fuse=fuse)
 
     leading = [
         inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
         for name in ("loss_or_grads", "params")
     ]
+    fuse = inspect.Parameter("fuse", inspect.Parameter.KEYWORD_ONLY, default=False)
     rule.__signature__ = hyper_signature.replace(
-        parameters=leading + list(hyper_signature.parameters.values())
+        parameters=leading + list(hyper_signature.parameters.values()) + [fuse]
     )
     rule.build = build
     return rule

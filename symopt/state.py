@@ -4,6 +4,11 @@ Every accumulator a rule creates is a shared variable named ``<param>.<role>`` (
 example ``W.velocity`` or ``W.m``), and every step counter ``<rule>.t`` (``adam.t``).
 Each carries a :class:`StateTag` in ``var.tag.symopt_state`` that says which rule made
 it and for which parameter, so state is found by that tag and never by its name.
+
+The fused multi-tensor path (:mod:`symopt.fused`) keeps one flat buffer per accumulator
+for many parameters (``fused_float32.m``); its tag lists those parameters, and
+:func:`get_state` hands out each one's slice under the per-tensor name (``W.m``), so
+checkpoints do not depend on the path that wrote them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ class StateTag:
     rule: str
     role: str
     param: SharedVariable | None = None
+    #: for a flat buffer of the fused path: the parameters it holds, end to end
+    members: tuple = ()
 
 
 def tag_state(var, rule, role, param=None):
@@ -39,7 +46,11 @@ def param_state(param, role, rule, fill=0.0):
     It has the parameter's dtype and static shape (so its broadcast pattern too), and is
     named ``<param name>.<role>``.
     """
-    value = np.full(param.get_value(borrow=True).shape, fill, dtype=param.dtype)
+    if isinstance(param, SharedVariable):
+        shape = param.get_value(borrow=True).shape
+    else:  # the fused path's flat stand-in for many parameters: a vector of static length
+        shape = param.type.shape
+    value = np.full(shape, fill, dtype=param.dtype)
     var = pytensor.shared(value, name=f"{param.name or 'param'}.{role}", shape=param.type.shape)
     return tag_state(var, rule, role, param)
 
@@ -58,6 +69,47 @@ def state_tag(var):
     """The :class:`StateTag` of a state variable, or None for anything else."""
     tag = getattr(var, "tag", None)
     return getattr(tag, "symopt_state", None)
+
+
+class StateSlice:
+    """One parameter's part of a flat state buffer, read and written like a shared variable."""
+
+    def __init__(self, buffer, start, shape, name):
+        self.buffer, self.start, self.shape, self.name = buffer, start, shape, name
+        self.stop = start + int(np.prod(shape))
+
+    @property
+    def dtype(self):
+        return self.buffer.dtype
+
+    def get_value(self, borrow=False):
+        flat = self.buffer.get_value(borrow=True)[self.start: self.stop].reshape(self.shape)
+        return flat if borrow else flat.copy()
+
+    def set_value(self, value):
+        value = np.asarray(value, dtype=self.dtype)
+        if value.shape != self.shape:
+            raise ValueError(f"{self.name}: shape {value.shape}, expected {self.shape}")
+        flat = self.buffer.get_value(borrow=True)
+        flat[self.start: self.stop] = value.reshape(-1)
+        self.buffer.set_value(flat, borrow=True)
+
+    def __repr__(self):
+        return f"StateSlice({self.name!r} of {self.buffer.name!r})"
+
+
+def _expanded(var):
+    """``[var]``, or for a fused flat buffer one :class:`StateSlice` per parameter."""
+    tag = state_tag(var)
+    if tag is None or not tag.members:
+        return [var]
+    slices, start = [], 0
+    for p in tag.members:
+        shape = p.get_value(borrow=True).shape
+        piece = StateSlice(var, start, shape, f"{p.name or 'param'}.{tag.role}")
+        slices.append(piece)
+        start = piece.stop
+    return slices
 
 
 def _unique_keys(variables):
@@ -81,8 +133,9 @@ def get_state(updates, include_params=False):
 
     Returns
     -------
-    OrderedDict of str to SharedVariable
-        In the order of ``updates``; a name that occurs twice (two parameters both called
+    OrderedDict of str to SharedVariable (or StateSlice)
+        In the order of ``updates``, the fused path's flat buffers split into one
+        :class:`StateSlice` per parameter; a name that occurs twice (two parameters both called
         ``W``) gets a ``#2`` suffix on its second occurrence, so that rebuilding the same
         graph gives the same keys.
 
@@ -94,7 +147,8 @@ def get_state(updates, include_params=False):
     ['w.m', 'w.v', 'adam.t']
     """
     pairs = updates.items() if isinstance(updates, dict) else updates
-    chosen = [var for var, _ in pairs if include_params or state_tag(var) is not None]
+    chosen = [piece for var, _ in pairs if include_params or state_tag(var) is not None
+              for piece in _expanded(var)]
     return OrderedDict(zip(_unique_keys(chosen), chosen))
 
 

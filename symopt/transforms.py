@@ -398,16 +398,38 @@ def chain(*transforms):
     return transform
 
 
-def apply(transform, loss_or_grads, params):
+def apply(transform, loss_or_grads, params, fuse=False):
     """Run a transform on the gradients and return the updates.
 
     The one place where steps become parameter updates: the result is
     ``[(p, p + s) for each parameter] + state_updates``, a list ready for
     ``pytensor.function(..., updates=...)``. Every expression has exactly the type of its
     shared variable.
+
+    Parameters
+    ----------
+    transform : transform or ConfiguredRule
+    loss_or_grads : scalar TensorVariable or list of TensorVariable
+    params : list of SharedVariable
+    fuse : bool or "auto", default False
+        True: update all parameters of a dtype in one fused loop, their state in flat
+        buffers (:mod:`symopt.fused`), or raise :class:`symopt.fused.NotFusable` if the
+        transform is not elementwise. ``"auto"``: fuse when a dtype has at least
+        :data:`symopt.fused.FUSE_MIN_TENSORS` tensors and the transform allows it.
+        False: one update per parameter.
     """
+    if fuse not in (True, False, "auto"):
+        raise ValueError(f"fuse must be True, False or 'auto', got {fuse!r}")
     params = check_params(params)
     grads = get_or_compute_grads(loss_or_grads, params)
+    if fuse:
+        from symopt import fused
+
+        many = max(sum(p.dtype == q.dtype for q in params) for p in params)
+        if fuse is True or many >= fused.FUSE_MIN_TENSORS:
+            updates = fused.fused_apply(transform, grads, params, strict=fuse is True)
+            if updates is not None:
+                return updates
     steps, state = getattr(transform, "transform", transform)(grads, params)
     updates = [(p, like_param(p + s, p)) for p, s in zip(params, steps, strict=True)]
     return updates + [(var, var.type.filter_variable(value)) for var, value in state]

@@ -1,7 +1,8 @@
 """Every rule, step by step, against its NumPy transcription in ``reference.py``.
 
 Each case runs ``STEPS`` steps on the fixed random quadratic of :class:`toys.Quadratic`
-(a 3 x 2 matrix and a vector) in float64 and compares both parameters after every step.
+(a 3 x 2 matrix and a vector) in float64 and compares both parameters after every step,
+on the per-tensor path and on the fused multi-tensor path (:mod:`symopt.fused`).
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def test_defaults_are_the_documented_ones(name):
     """The reference classes carry the defaults the papers and docstrings give."""
     ours = inspect.signature(symopt.RULES[name]).parameters
     theirs = inspect.signature(reference.RULES[name].__init__).parameters
-    ours = {k: p.default for k, p in ours.items() if k not in ("loss_or_grads", "params")}
+    ours = {k: p.default for k, p in ours.items()
+            if k not in ("loss_or_grads", "params", "fuse")}
     theirs = {k: p.default for k, p in theirs.items() if k not in ("self", "params")}
     if name == "rmsprop":  # the reference spells out TensorFlow's momentum and centred form
         assert theirs.pop("momentum") == 0.0 and theirs.pop("centered") is False
@@ -79,11 +81,15 @@ def test_defaults_are_the_documented_ones(name):
     assert ours == theirs
 
 
+FUSE = pytest.mark.parametrize("fuse", [False, True], ids=["per-tensor", "fused"])
+
+
+@FUSE
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
-def test_rule_follows_reference_trajectory(problem, case):
+def test_rule_follows_reference_trajectory(problem, case, fuse):
     name, kwargs = case
     params = problem.shared()
-    step = step_function(symopt.RULES[name](problem.loss(params), params, **kwargs))
+    step = step_function(symopt.RULES[name](problem.loss(params), params, **kwargs, fuse=fuse))
     ref = reference.RULES[name](problem.initial(), **kwargs)
     expected = problem.initial()
     for k in range(1, STEPS + 1):
@@ -101,12 +107,13 @@ def test_rule_follows_reference_trajectory(problem, case):
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov_momentum", "adam", "rmsprop",
                                   "rprop"])
-def test_shared_learning_rate_changed_between_calls(problem, name):
+@FUSE
+def test_shared_learning_rate_changed_between_calls(problem, name, fuse):
     """One compiled function; a new learning rate takes effect at the next call."""
     learning_rate = pytensor.shared(0.1, name="lr")
     params = problem.shared()
     step = step_function(symopt.RULES[name](problem.loss(params), params,
-                                            learning_rate=learning_rate))
+                                            learning_rate=learning_rate, fuse=fuse))
     ref = reference.RULES[name](problem.initial(), learning_rate=0.1)
     expected = problem.initial()
     for k in range(1, STEPS + 1):

@@ -1,0 +1,260 @@
+"""The fused multi-tensor path (:mod:`symopt.fused`) against the per-tensor path.
+
+Both paths run the same rewritten scalar graph, so on PyTensor's C backend they agree
+bit for bit, in float64 and in float32 (to rounding for a parameter with a broadcastable
+dimension, see ``BROADCASTABLE``). Numba's default ``fastmath`` flags let LLVM
+contract and reassociate differently in two differently shaped loops, so there they
+agree to rounding (rtol 1e-12 in float64) and bit for bit with ``numba__fastmath=False``.
+The trajectories against the NumPy references are in ``test_trajectories.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+
+import symopt
+from symopt.fused import CHUNK, FusedUpdate, NotFusable
+
+SHAPES = [(3, 4), (4,), (2, 2, 2), (5,)]
+# a broadcastable dimension: PyTensor's own loop for it is shaped differently, and gcc
+# contracts a * b + c into a fused multiply-add in one loop and not in the other
+BROADCASTABLE = SHAPES + [(1, 3)]
+STEPS = 10
+
+# every rule, with hyperparameters that exercise its branches
+RULE_CASES = {
+    "sgd": {"learning_rate": 0.1},
+    "momentum": {"learning_rate": 0.05},
+    "nesterov_momentum": {"learning_rate": 0.05, "momentum": 0.8},
+    "adagrad": {"learning_rate": 0.5},
+    "rmsprop": {"learning_rate": 0.02, "momentum": 0.5, "centered": True},
+    "adadelta": {},
+    "adam": {"learning_rate": 0.1},
+    "adamax": {"learning_rate": 0.1},
+    "amsgrad": {"learning_rate": 0.1, "beta2": 0.9},
+    "nadam": {"learning_rate": 0.1},
+    "adamw": {"learning_rate": 0.1, "weight_decay": 0.1},
+    "rprop": {"learning_rate": 0.1},
+}
+
+
+# PyTensor 2's default backend is C; the Numba comparisons (slow to compile there) run
+# on PyTensor 3, whose default backend Numba is.
+numba_default = pytest.mark.skipif(int(pytensor.__version__.split(".")[0]) < 3,
+                                   reason="Numba is the default backend from PyTensor 3")
+
+
+def test_every_rule_has_a_case():
+    assert set(RULE_CASES) == set(symopt.RULES)
+
+
+def _run_all_rules(fuse, dtype, mode, shapes=SHAPES, steps=STEPS):
+    """Every rule on its own copy of SHAPES, one compiled function, gradients as inputs."""
+    rng = np.random.default_rng(0)
+    inputs, updates, params = [], [], {}
+    for name, kwargs in RULE_CASES.items():
+        ps = [pytensor.shared(rng.normal(size=s).astype(dtype), name=f"{name}{i}")
+              for i, s in enumerate(shapes)]
+        gs = [pt.tensor(f"g_{name}{i}", dtype=dtype, shape=s) for i, s in enumerate(shapes)]
+        updates += symopt.RULES[name](gs, ps, **kwargs, fuse=fuse)
+        inputs += gs
+        params[name] = ps
+    step = pytensor.function(inputs, [], updates=updates, mode=mode)
+    rng = np.random.default_rng(1)
+    for _ in range(steps):
+        step(*[rng.normal(size=x.type.shape).astype(dtype) for x in inputs])
+    state = {k: v.get_value() for k, v in symopt.get_state(updates).items()}
+    return {n: [p.get_value() for p in ps] for n, ps in params.items()}, state, step
+
+
+def _assert_same(a, b, rtol=None):
+    params_a, state_a = a[:2]
+    params_b, state_b = b[:2]
+    assert sorted(state_a) == sorted(state_b)
+    for name in params_a:
+        for i, (x, y) in enumerate(zip(params_a[name], params_b[name], strict=True)):
+            assert x.dtype == y.dtype and x.shape == y.shape
+            if rtol is None:
+                np.testing.assert_array_equal(x, y, err_msg=f"{name} param {i}")
+            else:
+                np.testing.assert_allclose(x, y, rtol=rtol, atol=0, err_msg=f"{name} param {i}")
+    for key in state_a:
+        if rtol is None:
+            np.testing.assert_array_equal(state_a[key], state_b[key], err_msg=key)
+        else:
+            np.testing.assert_allclose(state_a[key], state_b[key], rtol=rtol, atol=1e-300,
+                                       err_msg=key)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_c_backend_bit_for_bit(dtype):
+    fused = _run_all_rules(True, dtype, "CVM")
+    per_tensor = _run_all_rules(False, dtype, "CVM")
+    _assert_same(fused, per_tensor)
+    nodes = [n for n in fused[2].maker.fgraph.toposort() if isinstance(n.op, FusedUpdate)]
+    assert len(nodes) == len(RULE_CASES) and all(n.op.inplace for n in nodes)
+
+
+def test_c_backend_to_rounding_with_a_broadcastable_dimension():
+    _assert_same(_run_all_rules(True, "float64", "CVM", BROADCASTABLE),
+                 _run_all_rules(False, "float64", "CVM", BROADCASTABLE), rtol=1e-13)
+
+
+@numba_default
+def test_numba_backend_bit_for_bit_without_fastmath():
+    pytest.importorskip("numba")
+    with pytensor.config.change_flags(numba__fastmath=False):
+        _assert_same(_run_all_rules(True, "float64", "NUMBA"),
+                     _run_all_rules(False, "float64", "NUMBA"))
+
+
+@numba_default
+def test_numba_backend_to_rounding_with_fastmath():
+    pytest.importorskip("numba")
+    _assert_same(_run_all_rules(True, "float64", "NUMBA"),
+                 _run_all_rules(False, "float64", "NUMBA"), rtol=1e-12)
+
+
+def _many(k, dtype="float64", size=3, name="w"):
+    rng = np.random.default_rng(k)
+    return [pytensor.shared(rng.normal(size=(size,)).astype(dtype), name=f"{name}{i}")
+            for i in range(k)]
+
+
+def _loss(params):
+    return sum(((p - 0.5 * i) ** 2).sum() * (1 + i % 3) for i, p in enumerate(params))
+
+
+def test_one_node_per_chunk_and_state_in_flat_buffers():
+    params = _many(CHUNK + 4)
+    updates = symopt.adam(_loss(params), params, fuse=True)
+    step = pytensor.function([], [], updates=updates, mode="CVM")
+    nodes = [n for n in step.maker.fgraph.toposort() if isinstance(n.op, FusedUpdate)]
+    assert [n.op.n_tensors for n in nodes] == [CHUNK, 4]
+    assert [n.op.offset for n in nodes] == [0, 3 * CHUNK]
+    buffers = [v for v, _ in updates if v.name in ("fused_float64.m", "fused_float64.v")]
+    assert [b.get_value().shape for b in buffers] == [(3 * (CHUNK + 4),)] * 2
+    # the checkpoint keys are the per-tensor path's
+    assert list(symopt.get_state(updates)) == (
+        [f"w{i}.m" for i in range(CHUNK + 4)] + [f"w{i}.v" for i in range(CHUNK + 4)]
+        + ["adam.t"])
+    for _ in range(3):
+        step()
+    state = symopt.get_state(updates)
+    flat_m = buffers[0].get_value()
+    np.testing.assert_array_equal(state["w5.m"].get_value(), flat_m[15:18])
+    assert np.abs(flat_m).min() > 0
+
+
+@pytest.mark.parametrize("save_fused", [True, False], ids=["fused-to-per-tensor",
+                                                          "per-tensor-to-fused"])
+def test_a_checkpoint_moves_between_the_paths(tmp_path, save_fused):
+    def build(fuse):
+        params = _many(10)
+        updates = symopt.rmsprop(_loss(params), params, 0.01, momentum=0.9, fuse=fuse)
+        return params, updates, pytensor.function([], [], updates=updates, mode="CVM")
+
+    params_a, updates_a, step_a = build(save_fused)
+    for _ in range(4):
+        step_a()
+    symopt.save_state(updates_a, tmp_path / "state.npz")
+    for _ in range(4):
+        step_a()
+
+    params_b, updates_b, step_b = build(not save_fused)
+    symopt.load_state(updates_b, tmp_path / "state.npz")
+    for _ in range(4):
+        step_b()
+    # to rounding: the per-tensor path fuses each gradient's arithmetic into its update
+    for a, b in zip(params_a, params_b, strict=True):
+        np.testing.assert_allclose(a.get_value(), b.get_value(), rtol=1e-13)
+    state_a, state_b = symopt.get_state(updates_a), symopt.get_state(updates_b)
+    assert list(state_a) == list(state_b)
+    for key in state_a:
+        np.testing.assert_allclose(state_a[key].get_value(), state_b[key].get_value(),
+                                   rtol=1e-13, err_msg=key)
+
+
+def test_a_parameter_that_is_its_own_gradient_is_not_overwritten_early():
+    """loss = sum(p^2)/2 has gradient p: the update cannot run in place on p."""
+    modes = ("CVM", "NUMBA") if int(pytensor.__version__.split(".")[0]) >= 3 else ("CVM",)
+    for mode in modes:
+        results = []
+        for fuse in (True, False):
+            params = _many(3)
+            loss = sum((p ** 2).sum() / 2 for p in params)
+            step = pytensor.function([], loss, updates=symopt.momentum(loss, params, 0.1,
+                                                                       fuse=fuse), mode=mode)
+            results.append([float(step()) for _ in range(5)] + [params[0].get_value()])
+        np.testing.assert_allclose(results[0][-1], results[1][-1], rtol=1e-14)
+        assert results[0][:5] == pytest.approx(results[1][:5], rel=1e-14)
+
+
+def test_non_contiguous_gradients_and_exact_float32_types():
+    with pytensor.config.change_flags(floatX="float32"):
+        w = pytensor.shared(np.ones((3, 2), dtype="float32"), name="W")
+        b = pytensor.shared(np.zeros(2, dtype="float32"), name="b")
+        x = pt.matrix("x", dtype="float32")
+        loss = ((x.T @ w + b) ** 2).sum()  # gradients that are transposes, not contiguous
+        updates = symopt.adam(loss, [w, b], 0.01, fuse=True)
+        for var, expr in updates:
+            assert var.type == expr.type, var.name
+        x_value = np.arange(6, dtype="float32").reshape(3, 2)
+        expected = []
+        for fuse in (False, True):
+            w.set_value(np.ones((3, 2), dtype="float32"))
+            b.set_value(np.zeros(2, dtype="float32"))
+            ups = symopt.adam(loss, [w, b], 0.01, fuse=fuse)
+            step = pytensor.function([x], loss, updates=ups, mode="CVM")
+            expected.append([float(step(x_value)) for _ in range(5)] + [w.get_value()])
+        np.testing.assert_array_equal(expected[0][-1], expected[1][-1])
+        assert expected[0][:5] == expected[1][:5]
+
+
+def test_each_dtype_gets_its_own_node():
+    params = _many(3, "float64") + _many(2, "float32", name="f")
+    updates = symopt.adagrad(_loss(params), params, fuse=True)
+    step = pytensor.function([], [], updates=updates, mode="CVM")
+    nodes = [n for n in step.maker.fgraph.toposort() if isinstance(n.op, FusedUpdate)]
+    assert sorted(n.inputs[0].dtype for n in nodes) == ["float32", "float64"]
+    for var, expr in updates:
+        assert var.type == expr.type
+
+
+def test_a_transform_across_elements_is_not_fused():
+    params = _many(10)
+    rule = symopt.chain(symopt.clip_by_global_norm(1.0), symopt.sgd(learning_rate=0.1))
+    with pytest.raises(NotFusable, match="reduces across elements"):
+        symopt.apply(rule, _loss(params), params, fuse=True)
+    # "auto" falls back to the per-tensor path, which clips by the global norm
+    updates = symopt.apply(rule, _loss(params), params, fuse="auto")
+    step = pytensor.function([], [], updates=updates, mode="CVM")
+    assert not any(isinstance(n.op, FusedUpdate) for n in step.maker.fgraph.toposort())
+    before = np.concatenate([p.get_value() for p in params])
+    step()
+    moved = np.concatenate([p.get_value() for p in params]) - before
+    assert np.linalg.norm(moved) == pytest.approx(0.1, rel=1e-5)
+
+
+def test_auto_fuses_only_many_tensors():
+    few, many = _many(3), _many(symopt.fused.FUSE_MIN_TENSORS)
+    for params, fused in ((few, False), (many, True)):
+        updates = symopt.adam(_loss(params), params, fuse="auto")
+        kinds = {type(expr.owner.op) for _, expr in updates[:len(params)]}
+        assert (FusedUpdate in kinds) == fused
+
+
+def test_bad_fuse_value():
+    params = _many(2)
+    with pytest.raises(ValueError, match="fuse must be True, False or 'auto'"):
+        symopt.adam(_loss(params), params, fuse="yes")
+
+
+def test_configured_rule_fuses_too():
+    params = _many(4)
+    updates = symopt.adam(learning_rate=0.01)(_loss(params), params, fuse=True)
+    assert any(isinstance(expr.owner.op, FusedUpdate) for _, expr in updates
+               if expr.owner is not None)
