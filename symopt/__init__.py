@@ -73,3 +73,6 @@ from symopt.second_order import esgd, hessian_free, minimize, vsgd  # noqa: E402
 
 # Training toolkit and data (issue 3): data sets, layers, schedules, training loop.
 from symopt import data, diagnostics, history, nn, progress, schedules, training  # noqa: E402
+
+# Many tensors and compile modes (issue 7): the fused path, measured rewrite choices.
+from symopt import fused, modes  # noqa: E402

@@ -32,6 +32,7 @@ checkpoint written by one path loads into the other.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
 
 import numpy as np
@@ -60,6 +61,10 @@ FUSE_MIN_TENSORS = 8
 
 #: Tensors per :class:`FusedUpdate` node (see :func:`_fuse_group`).
 CHUNK = 16
+
+#: With Numba, a tensor of at least this many elements is updated by all of Numba's
+#: threads (``NUMBA_NUM_THREADS``); smaller ones by one (see benchmarks/README.md).
+PARALLEL_MIN = 2**19
 
 
 class NotFusable(ValueError):
@@ -133,7 +138,9 @@ def _fuse_group(transform, dtype, members):
     updates, current, offset = [], list(buffers), 0
     for start in range(0, len(params), CHUNK):
         chunk = slice(start, start + CHUNK)
-        op = FusedUpdate(composite, len(params[chunk]), len(buffers), offset)
+        sizes = [p.get_value(borrow=True).size for p in params[chunk]]
+        parallel = max(sizes) >= PARALLEL_MIN and (os.cpu_count() or 1) > 1
+        op = FusedUpdate(composite, len(params[chunk]), len(buffers), offset, parallel)
         out = op(*params[chunk], *grads[chunk], *current, *scalar_inputs)
         out = out if isinstance(out, list) else [out]
         n = len(params[chunk])
@@ -219,13 +226,14 @@ class FusedUpdate(COp):
     for its own ops) overwrites the parameters and buffers.
     """
 
-    __props__ = ("scalar_op", "n_tensors", "n_states", "offset", "inplace")
+    __props__ = ("scalar_op", "n_tensors", "n_states", "offset", "parallel", "inplace")
 
-    def __init__(self, scalar_op, n_tensors, n_states, offset=0, inplace=False):
+    def __init__(self, scalar_op, n_tensors, n_states, offset=0, parallel=False, inplace=False):
         self.scalar_op = scalar_op
         self.n_tensors = n_tensors
         self.n_states = n_states
         self.offset = offset
+        self.parallel = parallel
         self.inplace = inplace
         if inplace:
             k = n_tensors
@@ -349,8 +357,8 @@ class FusedUpdate(COp):
         """
 
     def __str__(self):
-        return f"FusedUpdate{{{self.n_tensors} tensors, {self.n_states} states" + (
-            ", inplace}" if self.inplace else "}")
+        flags = (", parallel" if self.parallel else "") + (", inplace" if self.inplace else "")
+        return f"FusedUpdate{{{self.n_tensors} tensors, {self.n_states} states{flags}}}"
 
 
 def _writable(array, inplace):
@@ -366,10 +374,10 @@ def _writable(array, inplace):
 _LOOPS = {}
 
 
-def _loop(scalar_op, n_states, n_scalars):
-    key = (scalar_op, n_states, n_scalars)
+def _loop(scalar_op, n_states, n_scalars, parallel=False):
+    key = (scalar_op, n_states, n_scalars, parallel)
     if key not in _LOOPS:
-        _LOOPS[key] = _make_loop(scalar_op, n_states, n_scalars)
+        _LOOPS[key] = _make_loop(scalar_op, n_states, n_scalars, parallel)
     return _LOOPS[key]
 
 
@@ -382,11 +390,12 @@ def _scalar_function(scalar_op):
     return numba_funcify_and_cache_key(scalar_op, node=node)
 
 
-def _make_loop(scalar_op, n_states, n_scalars):
+def _make_loop(scalar_op, n_states, n_scalars, parallel=False):
     """``loop(p, g, states..., scalars...)``: one flattened tensor and its state, in place.
 
     The state arguments are this tensor's slices of the buffers, so that every array is
     indexed alike and LLVM can vectorise the loop (with an offset it did not: 7x slower).
+    With ``parallel`` the loop is split over Numba's threads (``NUMBA_NUM_THREADS``).
     """
     from pytensor.link.numba.dispatch.basic import numba_njit
 
@@ -401,13 +410,15 @@ def _make_loop(scalar_op, n_states, n_scalars):
             f"        {o} = r[{i}]\n" for i, o in enumerate(outs))
     source = (
         f"def loop({', '.join(['p', 'g'] + states + scalars)}):\n"
-        "    for j in range(p.shape[0]):\n"
+        f"    for j in {'prange' if parallel else 'range'}(p.shape[0]):\n"
         f"{body}"
     )
-    namespace = {"f": _scalar_function(scalar_op)[0]}
+    import numba
+
+    namespace = {"f": _scalar_function(scalar_op)[0], "prange": numba.prange}
     exec(compile(source, "<symopt fused loop>", "exec"), namespace)
     # PyTensor's own wrapper, so the loop gets the floating-point flags of its loops
-    return numba_njit(namespace["loop"], final_function=True)
+    return numba_njit(namespace["loop"], final_function=True, parallel=parallel)
 
 
 def _register_numba():
@@ -426,7 +437,7 @@ def _register_numba():
         """The loop over one chunk's tensors, shared by every node of the same shape."""
         k, r = op.n_tensors, op.n_states
         n_scalars = op.scalar_op.nin - 2 - r
-        key = (op.scalar_op, k, r, op.inplace)
+        key = (op.scalar_op, k, r, op.inplace, op.parallel)
         if key in wrappers:
             return wrappers[key]
         params = [f"p{i}" for i in range(k)]
@@ -439,8 +450,11 @@ def _register_numba():
                "    p = np.ascontiguousarray(p)",
                "    flat = p.reshape(-1)",
                "    end = offset + flat.shape[0]",
-               "    loop(" + ", ".join(["flat", "np.ascontiguousarray(g).reshape(-1)"]
-                                     + [f"{x}[offset:end]" for x in states] + scalars) + ")",
+               f"    args = ({', '.join(['flat', 'np.ascontiguousarray(g).reshape(-1)'] + [f'{x}[offset:end]' for x in states] + scalars)})",
+               "    if flat.shape[0] >= parallel_min:",
+               "        ploop(*args)",
+               "    else:",
+               "        loop(*args)",
                "    return p, end"]
         lines = [f"def fused_update({', '.join(params + grads + states + scalars)}, offset):"]
         lines += [f"    {x} = {x}{fresh}" for x in params]
@@ -449,7 +463,9 @@ def _register_numba():
         for p, g in zip(params, grads, strict=True):
             lines.append(f"    {p}, offset = one({', '.join([p, g, 'offset'] + states + scalars)})")
         lines.append(f"    return {', '.join(params + states)}{',' if k + r == 1 else ''}")
-        namespace = {"np": np, "loop": _loop(op.scalar_op, r, n_scalars)}
+        namespace = {"np": np, "loop": _loop(op.scalar_op, r, n_scalars),
+                     "parallel_min": PARALLEL_MIN if op.parallel else np.iinfo(np.int64).max}
+        namespace["ploop"] = _loop(op.scalar_op, r, n_scalars, op.parallel)
         exec(compile("\n".join(one), "<symopt fused tensor>", "exec"), namespace)
         namespace["one"] = numba_njit(namespace["one"])
         exec(compile("\n".join(lines), "<symopt fused update>", "exec"), namespace)
@@ -466,8 +482,8 @@ def _register_numba():
         # a key for PyTensor's on-disk cache: the loop body's key and this node's shape
         body_key = _scalar_function(op.scalar_op)[1]
         key = None if body_key is None else hashlib.sha256(
-            f"symopt.FusedUpdate-1-{body_key}-{op.n_tensors}-{op.n_states}-{op.offset}-"
-            f"{op.inplace}".encode()).hexdigest()
+            f"symopt.FusedUpdate-2-{body_key}-{op.n_tensors}-{op.n_states}-{op.offset}-"
+            f"{op.inplace}-{op.parallel}-{PARALLEL_MIN}".encode()).hexdigest()
         return numba_njit(namespace["node_update"]), key
 
 
@@ -483,7 +499,7 @@ def _fused_update_inplace(fgraph, node):
     if node.op.inplace:
         return False
     op = FusedUpdate(node.op.scalar_op, node.op.n_tensors, node.op.n_states, node.op.offset,
-                     inplace=True)
+                     node.op.parallel, inplace=True)
     return op.make_node(*node.inputs).outputs
 
 

@@ -258,3 +258,22 @@ def test_configured_rule_fuses_too():
     updates = symopt.adam(learning_rate=0.01)(_loss(params), params, fuse=True)
     assert any(isinstance(expr.owner.op, FusedUpdate) for _, expr in updates
                if expr.owner is not None)
+
+
+@numba_default
+def test_large_tensors_use_numba_threads(monkeypatch):
+    """Above PARALLEL_MIN elements the Numba loop is a prange loop; same numbers."""
+    results = []
+    with pytensor.config.change_flags(numba__fastmath=False):
+        for parallel_min in (64, 10**9):
+            monkeypatch.setattr(symopt.fused, "PARALLEL_MIN", parallel_min)
+            params = _many(3, size=100)
+            updates = symopt.adam(_loss(params), params, 0.01, fuse=True)
+            step = pytensor.function([], [], updates=updates, mode="NUMBA")
+            ops = [n.op for n in step.maker.fgraph.toposort() if isinstance(n.op, FusedUpdate)]
+            assert ops and all(op.parallel == (parallel_min == 64) for op in ops)
+            for _ in range(5):
+                step()
+            results.append([p.get_value() for p in params])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
