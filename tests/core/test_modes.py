@@ -14,7 +14,7 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.fg import FunctionGraph
 
 import symopt
-from symopt.fused import ancestors, graph_inputs  # noqa: F401 (PyTensor 2/3 imports)
+from symopt.fused import graph_inputs  # PyTensor 2 and 3 keep it in different modules
 
 
 def _mlp_products(mode):
