@@ -90,12 +90,15 @@ MLP_LEVERS = {
                             BLAS + ",gcc__cxxflags=-ffast-math"),
     "symopt-cvm-f32lit": (["--framework", "symopt", "--mode", "CVM", "--c-float32-literals"],
                           BLAS),
+    # symopt.modes.training_mode("c"): without the rewrite that computes two GEMMs twice
+    "symopt-cvm-training-mode": (["--framework", "symopt", "--mode", "CVM", "--exclude",
+                                  "local_dot22_to_dot22scalar"], BLAS),
 }
 MLP_LEVER_BASE = {
     "symopt-cvm-noblas": "symopt-cvm", "symopt-c-onehot": "symopt-cvm",
     "symopt-numba-onehot": "symopt-numba", "symopt-numba-f32acc": "symopt-numba",
     "symopt-numba-static": "symopt-numba", "symopt-cvm-fastmath": "symopt-cvm",
-    "symopt-cvm-f32lit": "symopt-cvm",
+    "symopt-cvm-f32lit": "symopt-cvm", "symopt-cvm-training-mode": "symopt-cvm",
 }
 
 COMPILE_CONFIGS = {  # CPU time includes gcc's (finished child processes)

@@ -288,6 +288,7 @@ def compile_train_step(inputs: Sequence, loss, params: Sequence, rule: Callable 
     per_param : bool, default False
         Monitor each parameter's norms too.
     mode : pytensor Mode or str, optional
+        By default :func:`symopt.modes.training_mode` of PyTensor's default backend.
 
     Returns
     -------
@@ -311,6 +312,10 @@ def compile_train_step(inputs: Sequence, loss, params: Sequence, rule: Callable 
     if monitor:
         for name, expr in monitor_outputs(params, grads, updates, per_param=per_param).items():
             outputs.setdefault(name, expr)
+    if mode is None:
+        from symopt.modes import training_mode
+
+        mode = training_mode()
     function = pytensor.function(list(inputs), list(outputs.values()), updates=all_updates,
                                  mode=mode)
     return TrainStep(function, list(outputs), params, all_updates)
