@@ -43,7 +43,8 @@ from symopt.texts import blog, book
 
 __all__ = ["FORMS", "Form"]
 
-_NOT_HYPER = {"loss_or_grads", "params", "cost", "learning_rate"}
+# not hyperparameters: the arguments, and ``fuse``, which chooses the path, not the numbers
+_NOT_HYPER = {"loss_or_grads", "params", "cost", "learning_rate", "fuse"}
 
 
 @dataclass(frozen=True)
