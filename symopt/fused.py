@@ -59,7 +59,7 @@ __all__ = ["FUSE_MIN_TENSORS", "FusedUpdate", "NotFusable", "fused_apply"]
 #: ``fuse="auto"`` fuses a dtype group of at least this many tensors (see benchmarks/).
 FUSE_MIN_TENSORS = 8
 
-#: Tensors per :class:`FusedUpdate` node (see :func:`_fuse_group`).
+#: Tensors per :class:`FusedUpdate` node (see :func:`_group_updates`).
 CHUNK = 16
 
 #: With Numba, a tensor of at least this many elements is updated by all of Numba's
@@ -76,79 +76,92 @@ class NotFusable(ValueError):
 
 
 def fused_apply(transform, grads, params, strict=True):
-    """Updates for ``params`` with one :class:`FusedUpdate` node per dtype.
+    """Updates for ``params`` with :class:`FusedUpdate` nodes, one group per dtype.
 
-    ``grads`` are the gradients, one per parameter (already checked). With
-    ``strict=False`` a transform that cannot be fused returns None instead of raising,
-    and the caller falls back to the per-tensor path.
+    ``grads`` are the gradients, one per parameter (already checked). The transform runs
+    once, on one flat stand-in parameter per dtype, so its scalar state (a step counter)
+    is one variable, as on the per-tensor path. With ``strict=False`` a transform that
+    cannot be fused returns None instead of raising, and the caller falls back to the
+    per-tensor path.
     """
     groups = OrderedDict()
     for p, g in zip(params, grads, strict=True):
         groups.setdefault(p.dtype, []).append((p, like_param(g, p)))
-    updates, scalar_state = [], OrderedDict()
+    flat_params, flat_grads = [], []
     for dtype, members in groups.items():
-        try:
-            group_updates, group_scalars = _fuse_group(transform, dtype, members)
-        except NotFusable:
-            if strict:
-                raise
-            return None
-        updates += group_updates
-        for var, value in group_scalars:
-            scalar_state.setdefault(var, value)
-    return updates + list(scalar_state.items())
-
-
-def _fuse_group(transform, dtype, members):
-    params = [p for p, _ in members]
-    grads = [g for _, g in members]
-    size = sum(int(np.prod(p.get_value(borrow=True).shape)) for p in params)
-    flat_param = pt.tensor(dtype=dtype, shape=(size,), name=f"fused_{dtype}")
-    flat_grad = pt.tensor(dtype=dtype, shape=(size,), name=f"fused_{dtype}.grad")
-
+        size = sum(p.get_value(borrow=True).size for p, _ in members)
+        flat_params.append(pt.tensor(dtype=dtype, shape=(size,), name=f"fused_{dtype}"))
+        flat_grads.append(pt.tensor(dtype=dtype, shape=(size,), name=f"fused_{dtype}.grad"))
     try:
-        steps, state = getattr(transform, "transform", transform)([flat_grad], [flat_param])
+        updates, scalar_state = _fuse(transform, list(groups.values()), flat_params, flat_grads)
+    except NotFusable:
+        if strict:
+            raise
+        return None
+    return updates + scalar_state
+
+
+def _fuse(transform, groups, flat_params, flat_grads):
+    try:
+        steps, state = getattr(transform, "transform", transform)(flat_grads, flat_params)
     except NotFusable:
         raise
     except Exception as err:  # a block that needs a real parameter (its value, its shape)
         raise NotFusable(f"the transform does not run on a flat vector of parameters: {err}")
 
-    buffers, buffer_updates, scalar_state = [], [], []
+    # the state buffers of each stand-in, and the scalar state (step counters)
+    buffers = {id(flat): [] for flat in flat_params}
+    scalar_state = []
     for var, value in state:
         tag = state_tag(var)
-        if tag is not None and tag.param is flat_param:
-            var.tag.symopt_state = StateTag(rule=tag.rule, role=tag.role, members=tuple(params))
-            buffers.append(var)
-            buffer_updates.append(value)
+        if tag is not None and id(tag.param) in buffers:
+            buffers[id(tag.param)].append((var, value))
         else:
             scalar_state.append((var, value))
+    stand_ins = set(flat_params) | set(flat_grads) | {v for pairs in buffers.values()
+                                                      for v, _ in pairs}
+    updates = []
+    for members, flat_param, flat_grad, step in zip(groups, flat_params, flat_grads, steps,
+                                                    strict=True):
+        params = [p for p, _ in members]
+        group_buffers = buffers[id(flat_param)]
+        for var, _ in group_buffers:
+            tag = state_tag(var)
+            var.tag.symopt_state = StateTag(rule=tag.rule, role=tag.role, members=tuple(params))
+        updates += _group_updates(members, flat_param, flat_grad, step, group_buffers,
+                                  stand_ins)
+    return updates, scalar_state
 
-    outputs = [flat_param + steps[0]] + buffer_updates
-    stand_ins = {flat_param: "param", flat_grad: "grad"} | {b: "state" for b in buffers}
-    composite, scalar_inputs = _loop_body(outputs, stand_ins, [flat_param, flat_grad] + buffers)
-    for x in scalar_inputs:
-        if any(a in stand_ins for a in ancestors([x])):
-            raise NotFusable(
-                "the transform reduces across elements (a norm, a sum or a test over all "
-                "steps), which one elementwise loop cannot compute"
-            )
+
+def _group_updates(members, flat_param, flat_grad, step, buffer_pairs, stand_ins):
+    """The updates of one dtype group: one :class:`FusedUpdate` node per chunk."""
+    params = [p for p, _ in members]
+    grads = [g for _, g in members]
+    buffers = [var for var, _ in buffer_pairs]
+    outputs = [flat_param + step] + [value for _, value in buffer_pairs]
+    composite, scalar_inputs = _loop_body(outputs, [flat_param, flat_grad] + buffers)
+    if any(a in stand_ins for a in ancestors(scalar_inputs)):
+        raise NotFusable(
+            "the transform reduces across elements (a norm, a sum or a test over all "
+            "steps), which one elementwise loop cannot compute"
+        )
 
     # One node per chunk of tensors, the buffers passed from node to node: a C function
     # with hundreds of arguments takes gcc minutes, a few of sixteen take seconds.
-    updates, current, offset = [], list(buffers), 0
+    sizes = [p.get_value(borrow=True).size for p in params]
+    updates, current, offset = [], buffers, 0
     for start in range(0, len(params), CHUNK):
         chunk = slice(start, start + CHUNK)
-        sizes = [p.get_value(borrow=True).size for p in params[chunk]]
-        parallel = max(sizes) >= PARALLEL_MIN and (os.cpu_count() or 1) > 1
-        op = FusedUpdate(composite, len(params[chunk]), len(buffers), offset, parallel)
+        n = len(params[chunk])
+        parallel = max(sizes[chunk]) >= PARALLEL_MIN and (os.cpu_count() or 1) > 1
+        op = FusedUpdate(composite, n, len(buffers), offset, parallel)
         out = op(*params[chunk], *grads[chunk], *current, *scalar_inputs)
         out = out if isinstance(out, list) else [out]
-        n = len(params[chunk])
         updates += [(p, like_param(new, p)) for p, new in zip(params[chunk], out[:n], strict=True)]
         current = out[n:]
-        offset += sum(int(np.prod(p.get_value(borrow=True).shape)) for p in params[chunk])
+        offset += sum(sizes[chunk])
     updates += [(b, b.type.filter_variable(new)) for b, new in zip(buffers, current, strict=True)]
-    return updates, scalar_state
+    return updates
 
 
 def _rewritten(outputs):
@@ -165,7 +178,7 @@ def _rewritten(outputs):
     return list(fgraph.outputs)
 
 
-def _loop_body(outputs, stand_ins, vector_inputs):
+def _loop_body(outputs, vector_inputs):
     """The scalar composite that computes ``outputs`` element by element.
 
     Returns the composite (inputs: one scalar per vector input, then the scalar inputs)
@@ -220,9 +233,9 @@ class FusedUpdate(COp):
 
     Inputs: ``n_tensors`` parameters, their ``n_tensors`` gradients, ``n_states`` flat
     state buffers (each as long as all parameters of the group; this node's parameters
-    start at ``offset``), then the 0-d scalars of the loop body. Outputs: the new parameters, then the new state buffers. ``scalar_op``
-    maps ``(param, grad, state..., scalars...)`` to ``(new param, new state...)`` for one
-    element. The in-place version (put in by a rewrite when it is safe, as PyTensor does
+    start at ``offset``), then the 0-d scalars of the loop body. Outputs: the new
+    parameters, then the new state buffers. ``scalar_op`` maps ``(param, grad, state...,
+    scalars...)`` to ``(new param, new state...)`` for one element. The in-place version (put in by a rewrite when it is safe, as PyTensor does
     for its own ops) overwrites the parameters and buffers.
     """
 
@@ -242,6 +255,7 @@ class FusedUpdate(COp):
             }
 
     def make_node(self, *inputs):
+        _register_numba()  # here, not at import: Numba takes half a second to import
         inputs = [pt.as_tensor_variable(x) for x in inputs]
         k, r = self.n_tensors, self.n_states
         if len(inputs) != 2 * k + self.scalar_op.nin - 2:
@@ -421,8 +435,14 @@ def _make_loop(scalar_op, n_states, n_scalars, parallel=False):
     return numba_njit(namespace["loop"], final_function=True, parallel=parallel)
 
 
+_NUMBA_REGISTERED = []
+
+
 def _register_numba():
-    """Compile :class:`FusedUpdate` for PyTensor's Numba backend (no object mode)."""
+    """Compile :class:`FusedUpdate` for PyTensor's Numba backend (no object mode), once."""
+    if _NUMBA_REGISTERED:
+        return
+    _NUMBA_REGISTERED.append(True)
     try:
         from pytensor.link.numba.dispatch.basic import (
             numba_njit,
@@ -486,8 +506,6 @@ def _register_numba():
             f"{op.inplace}-{op.parallel}-{PARALLEL_MIN}".encode()).hexdigest()
         return numba_njit(namespace["node_update"]), key
 
-
-_register_numba()
 
 
 # ---------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ they are cast to each parameter's dtype, so a float32 parameter stays float32.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytensor.tensor as pt
 
 from symopt._checks import as_scalar, check_hyper, check_params, like_param
@@ -425,8 +427,8 @@ def apply(transform, loss_or_grads, params, fuse=False):
     if fuse:
         from symopt import fused
 
-        many = max(sum(p.dtype == q.dtype for q in params) for p in params)
-        if fuse is True or many >= fused.FUSE_MIN_TENSORS:
+        largest_group = max(Counter(p.dtype for p in params).values())
+        if fuse is True or largest_group >= fused.FUSE_MIN_TENSORS:
             updates = fused.fused_apply(transform, grads, params, strict=fuse is True)
             if updates is not None:
                 return updates

@@ -224,6 +224,15 @@ def test_each_dtype_gets_its_own_node():
         assert var.type == expr.type
 
 
+def test_mixed_dtypes_share_one_step_counter_like_the_per_tensor_path():
+    def state_keys(fuse):
+        params = _many(3, "float64") + _many(2, "float32", name="f")
+        return sorted(symopt.get_state(symopt.adam(_loss(params), params, fuse=fuse)))
+
+    assert state_keys(True) == state_keys(False)
+    assert state_keys(True).count("adam.t") == 1
+
+
 def test_a_transform_across_elements_is_not_fused():
     params = _many(10)
     rule = symopt.chain(symopt.clip_by_global_norm(1.0), symopt.sgd(learning_rate=0.1))
