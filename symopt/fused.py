@@ -50,9 +50,12 @@ from symopt._checks import like_param
 from symopt.state import StateTag, state_tag
 
 try:  # PyTensor 3
-    from pytensor.graph.traversal import ancestors, graph_inputs
+    from pytensor.graph.traversal import ancestors, graph_inputs, toposort
 except ImportError:  # PyTensor 2
-    from pytensor.graph.basic import ancestors, graph_inputs
+    from pytensor.graph.basic import ancestors, graph_inputs, io_toposort
+
+    def toposort(outputs):
+        return io_toposort(list(graph_inputs(outputs)), outputs)
 
 __all__ = ["FUSE_MIN_TENSORS", "FusedUpdate", "NotFusable", "fused_apply"]
 
@@ -295,6 +298,10 @@ class FusedUpdate(COp):
     def c_header_dirs(self, **kwargs):
         return self.scalar_op.c_header_dirs(**kwargs)
 
+    def c_compile_args(self, **kwargs):
+        # a large tensor's loop runs on OpenMP's threads (OMP_NUM_THREADS), as on Numba's
+        return self.scalar_op.c_compile_args(**kwargs) + (["-fopenmp"] if self.parallel else [])
+
     def c_support_code(self, **kwargs):
         return self.scalar_op.c_support_code(**kwargs)
 
@@ -303,10 +310,25 @@ class FusedUpdate(COp):
 
     def c_code_cache_version_apply(self, node):
         version = self.scalar_op.c_code_cache_version()
-        return (2, *version) if version else ()
+        return (4, PARALLEL_MIN, *version) if version else ()
 
-    def _scalar_node(self):
-        return self.scalar_op.make_node(*[x.type() for x in self.scalar_op.inputs])
+    def _c_body(self, name, inputs, outputs, sub):
+        """The loop body's C code, with the composite's float constants as typed C
+        constants: PyTensor prints ``0.999`` as a ``double`` literal, so a float32 body
+        would be computed in double and rounded back (slower, and unlike the graph)."""
+        constants = [v for v in ancestors(self.scalar_op.outputs)
+                     if isinstance(v, Constant) and v.type.dtype.startswith("float")]
+        names = [f"{name}_k{j}" for j in range(len(constants))]
+        leaves = list(self.scalar_op.inputs) + constants
+        new = {v: v.type() for v in leaves}  # the composite keeps its own variables
+        for apply in toposort(self.scalar_op.outputs):
+            outs = apply.op.make_node(*[new.get(x, x) for x in apply.inputs]).outputs
+            new.update(zip(apply.outputs, outs, strict=True))
+        body_op = ps.Composite([new[v] for v in leaves], [new[o] for o in self.scalar_op.outputs])
+        node = body_op.make_node(*[x.type() for x in body_op.inputs])
+        decls = "".join(f"const {c.type.dtype_specs()[1]} {n} = {_c_literal(c)};\n"
+                        for c, n in zip(constants, names, strict=True))
+        return decls, body_op.c_code(node, name + "_scalar_", list(inputs) + names, outputs, sub)
 
     def c_code(self, node, name, inames, onames, sub):
         k, r = self.n_tensors, self.n_states
@@ -314,11 +336,12 @@ class FusedUpdate(COp):
         p_out, s_out = onames[:k], onames[k:]
         ctype = f"npy_{node.inputs[0].dtype}"
         fail = sub["fail"]
-        scalar_node = self._scalar_node()
         body_in = ["p_v", "g_v"] + [f"s{j}_v" for j in range(r)] + [f"c{j}_v" for j in range(len(c_in))]
         body_out = ["p_new"] + [f"s{j}_new" for j in range(r)]
-        body = self.scalar_op.c_code(scalar_node, name + "_scalar_", body_in, body_out, sub)
+        constants, body = self._c_body(name, body_in, body_out, sub)
         copy = "0" if self.inplace else "1"
+        loop_pragma = (f"#pragma omp parallel for simd schedule(static) if(n >= {PARALLEL_MIN})"
+                       if self.parallel else "#pragma GCC ivdep")
 
         def output(out, inp):  # the array to write: the input itself in place, else a copy
             return f"""
@@ -340,6 +363,7 @@ class FusedUpdate(COp):
         stores = "".join(f"S{j}[offset + j] = s{j}_new;\n" for j in range(r))
         return f"""
         {{
+        {constants}
         {scalars}
         {states}
         {params}
@@ -353,7 +377,7 @@ class FusedUpdate(COp):
             {ctype}* P = ({ctype}*)PyArray_DATA(params_out[i]);
             const {ctype}* G = (const {ctype}*)PyArray_DATA(grad);
             const npy_intp n = PyArray_SIZE(params_out[i]);
-            #pragma GCC ivdep
+            {loop_pragma}
             for (npy_intp j = 0; j < n; ++j) {{
                 {ctype} p_v = P[j];
                 {ctype} g_v = G[j];
@@ -373,6 +397,18 @@ class FusedUpdate(COp):
     def __str__(self):
         flags = (", parallel" if self.parallel else "") + (", inplace" if self.inplace else "")
         return f"FusedUpdate{{{self.n_tensors} tensors, {self.n_states} states{flags}}}"
+
+
+def _c_literal(constant):
+    """A C literal of exactly the constant's value and type."""
+    value = np.asarray(constant.data).item()
+    if np.isnan(value):
+        return "NAN"
+    if np.isinf(value):
+        return "INFINITY" if value > 0 else "-INFINITY"
+    if constant.type.dtype == "float32":
+        return f"{float(np.float32(value)).hex()}f"
+    return float(value).hex()
 
 
 def _writable(array, inplace):

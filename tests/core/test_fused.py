@@ -1,8 +1,9 @@
 """The fused multi-tensor path (:mod:`symopt.fused`) against the per-tensor path.
 
 Both paths run the same rewritten scalar graph, so on PyTensor's C backend they agree
-bit for bit, in float64 and in float32 (to rounding for a parameter with a broadcastable
-dimension, see ``BROADCASTABLE``). Numba's default ``fastmath`` flags let LLVM
+bit for bit in float64 (to rounding for a parameter with a broadcastable dimension, see
+``BROADCASTABLE``); in float32 to rounding, the fused loop computing in float32 where
+PyTensor's own C loops compute in double. Numba's default ``fastmath`` flags let LLVM
 contract and reassociate differently in two differently shaped loops, so there they
 agree to rounding (rtol 1e-12 in float64) and bit for bit with ``numba__fastmath=False``.
 The trajectories against the NumPy references are in ``test_trajectories.py``.
@@ -10,8 +11,11 @@ The trajectories against the NumPy references are in ``test_trajectories.py``.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytensor
+import pytensor.scalar as pscalar
 import pytensor.tensor as pt
 import pytest
 
@@ -70,7 +74,7 @@ def _run_all_rules(fuse, dtype, mode, shapes=SHAPES, steps=STEPS):
     return {n: [p.get_value() for p in ps] for n, ps in params.items()}, state, step
 
 
-def _assert_same(a, b, rtol=None):
+def _assert_same(a, b, rtol=None, atol=0.0):
     params_a, state_a = a[:2]
     params_b, state_b = b[:2]
     assert sorted(state_a) == sorted(state_b)
@@ -80,22 +84,59 @@ def _assert_same(a, b, rtol=None):
             if rtol is None:
                 np.testing.assert_array_equal(x, y, err_msg=f"{name} param {i}")
             else:
-                np.testing.assert_allclose(x, y, rtol=rtol, atol=0, err_msg=f"{name} param {i}")
+                np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=f"{name} param {i}")
     for key in state_a:
         if rtol is None:
             np.testing.assert_array_equal(state_a[key], state_b[key], err_msg=key)
         else:
-            np.testing.assert_allclose(state_a[key], state_b[key], rtol=rtol, atol=1e-300,
+            np.testing.assert_allclose(state_a[key], state_b[key], rtol=rtol, atol=atol or 1e-300,
                                        err_msg=key)
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_c_backend_bit_for_bit(dtype):
-    fused = _run_all_rules(True, dtype, "CVM")
-    per_tensor = _run_all_rules(False, dtype, "CVM")
+def test_c_backend_bit_for_bit():
+    fused = _run_all_rules(True, "float64", "CVM")
+    per_tensor = _run_all_rules(False, "float64", "CVM")
     _assert_same(fused, per_tensor)
     nodes = [n for n in fused[2].maker.fgraph.toposort() if isinstance(n.op, FusedUpdate)]
     assert len(nodes) == len(RULE_CASES) and all(n.op.inplace for n in nodes)
+
+
+def _c_code(node):
+    names = [f"in{i}" for i in range(len(node.inputs))]
+    outs = [f"out{i}" for i in range(len(node.outputs))]
+    return node.op.c_code(node, "node", names, outs, {"fail": "FAIL;"})
+
+
+def test_c_backend_float32_in_float32():
+    """PyTensor's C loops print a float32 constant as a double literal (``(0.999) * x``),
+    so they compute in double and round back; the fused loop computes in float32, as
+    the graph says (and 1.5-4x faster: benchmarks/README.md). The two agree to rounding."""
+    fused = _run_all_rules(True, "float32", "CVM")
+    _assert_same(fused, _run_all_rules(False, "float32", "CVM"), rtol=1e-5, atol=1e-7)
+    nodes = [n for n in fused[2].maker.fgraph.toposort() if isinstance(n.op, FusedUpdate)]
+    assert len(nodes) == len(RULE_CASES)
+    # how PyTensor prints a float constant: (0.999), (1e-08); integers, (0), are exact
+    decimal = re.compile(r"\(-?\d+(\.\d*(e[-+]?\d+)?|e[-+]?\d+)\)")
+    for node in nodes:
+        code = _c_code(node)
+        body = code[code.index("for (npy_intp j"):]
+        assert not decimal.search(body), (node.op.scalar_op, decimal.search(body))
+        constants = re.findall(r"const npy_float32 node_k\d+ = (\S+);", code)
+        assert constants and all(c.startswith(("0x", "-0x")) and c.endswith("f") for c in constants)
+
+
+def test_c_literal_is_exact():
+    from symopt.fused import _c_literal
+
+    for value in [0.999, 1e-8, -0.001, 2.0, 0.1 + 0.2]:
+        for dtype in ["float32", "float64"]:
+            c = pscalar.constant(np.asarray(value, dtype=dtype))
+            literal = _c_literal(c)
+            assert literal.endswith("f") == (dtype == "float32")
+            assert np.asarray(float.fromhex(literal.rstrip("f")), dtype=dtype) == c.data
+    assert _c_literal(pscalar.constant(np.float32(np.inf))) == "INFINITY"
+    assert _c_literal(pscalar.constant(np.float64(-np.inf))) == "-INFINITY"
+    assert _c_literal(pscalar.constant(np.float64(np.nan))) == "NAN"
 
 
 def test_c_backend_to_rounding_with_a_broadcastable_dimension():
@@ -269,18 +310,20 @@ def test_configured_rule_fuses_too():
                if expr.owner is not None)
 
 
-@numba_default
-def test_large_tensors_use_numba_threads(monkeypatch):
-    """Above PARALLEL_MIN elements the Numba loop is a prange loop; same numbers."""
+@pytest.mark.parametrize("mode", [pytest.param("NUMBA", marks=numba_default), "CVM"])
+def test_large_tensors_use_all_threads(monkeypatch, mode):
+    """Above PARALLEL_MIN elements the loop runs on Numba's threads (a prange loop) or
+    OpenMP's (C); same numbers."""
     results = []
     with pytensor.config.change_flags(numba__fastmath=False):
         for parallel_min in (64, 10**9):
             monkeypatch.setattr(symopt.fused, "PARALLEL_MIN", parallel_min)
             params = _many(3, size=100)
             updates = symopt.adam(_loss(params), params, 0.01, fuse=True)
-            step = pytensor.function([], [], updates=updates, mode="NUMBA")
+            step = pytensor.function([], [], updates=updates, mode=mode)
             ops = [n.op for n in step.maker.fgraph.toposort() if isinstance(n.op, FusedUpdate)]
             assert ops and all(op.parallel == (parallel_min == 64) for op in ops)
+            assert all(("-fopenmp" in op.c_compile_args()) == op.parallel for op in ops)
             for _ in range(5):
                 step()
             results.append([p.get_value() for p in params])
