@@ -518,7 +518,7 @@ def _register_numba():
         lines += [f"    {c} = {c}.item()" for c in scalars]
         for p, g in zip(params, grads, strict=True):
             lines.append(f"    {p}, offset = one({', '.join([p, g, 'offset'] + states + scalars)})")
-        lines.append(f"    return {', '.join(params + states)}{',' if k + r == 1 else ''}")
+        lines.append(f"    return {', '.join(params + states)}")  # one output: not a tuple
         namespace = {"np": np, "loop": _loop(op.scalar_op, r, n_scalars),
                      "parallel_min": PARALLEL_MIN if op.parallel else np.iinfo(np.int64).max}
         namespace["ploop"] = _loop(op.scalar_op, r, n_scalars, op.parallel)
@@ -538,7 +538,7 @@ def _register_numba():
         # a key for PyTensor's on-disk cache: the loop body's key and this node's shape
         body_key = _scalar_function(op.scalar_op)[1]
         key = None if body_key is None else hashlib.sha256(
-            f"symopt.FusedUpdate-2-{body_key}-{op.n_tensors}-{op.n_states}-{op.offset}-"
+            f"symopt.FusedUpdate-3-{body_key}-{op.n_tensors}-{op.n_states}-{op.offset}-"
             f"{op.inplace}-{op.parallel}-{PARALLEL_MIN}".encode()).hexdigest()
         return numba_njit(namespace["node_update"]), key
 

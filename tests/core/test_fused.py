@@ -329,3 +329,21 @@ def test_large_tensors_use_all_threads(monkeypatch, mode):
             results.append([p.get_value() for p in params])
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("mode", [pytest.param("NUMBA", marks=numba_default), "CVM"])
+def test_one_stateless_tensor(mode):
+    """A node with one output (sgd on one tensor) returns the array, not a 1-tuple."""
+    p0 = np.linspace(-1, 1, 7).astype("float32")
+    g0 = np.linspace(2, 3, 7).astype("float32")
+    p = pytensor.shared(p0.copy(), name="p")
+    g = pytensor.shared(g0, name="g")
+    step = pytensor.function([], [], updates=symopt.sgd([g], [p], 0.25, fuse=True), mode=mode)
+    for _ in range(3):
+        step()
+    value = p.get_value()
+    assert isinstance(value, np.ndarray) and value.dtype == np.float32
+    expected = p0
+    for _ in range(3):
+        expected = expected - np.float32(0.25) * g0
+    np.testing.assert_array_equal(value, expected)
