@@ -18,12 +18,13 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-UPDATE_ORDER = ["symopt-numba", "symopt-c", "torch-forloop", "torch-foreach", "torch-fused",
+UPDATE_ORDER = ["symopt-numba", "symopt-c", "symopt-numba-fused", "symopt-c-fused", "torch-forloop", "torch-foreach", "torch-fused",
                 "optax", "numpy"]
 TORCH = ("torch-forloop", "torch-foreach", "torch-fused")
 SIZE_ORDER = {"1e5": 0, "1e6": 1, "1e7": 2, "mlp": 3}
-TARGET = {"symopt-numba": 1.2, "symopt-c": 2.0}
-GRAPH_CONFIGS = ("symopt-numba", "symopt-c", "symopt-numba-nofusion", "symopt-numba-noinplace")
+TARGET = {"symopt-numba": 1.2, "symopt-c": 2.0, "symopt-numba-fused": 1.2, "symopt-c-fused": 2.0}
+GRAPH_CONFIGS = ("symopt-numba", "symopt-c", "symopt-numba-fused", "symopt-c-fused",
+                 "symopt-numba-nofusion", "symopt-numba-noinplace")
 
 
 def geomean(values):

@@ -36,6 +36,8 @@ BLAS = "blas__ldflags=-lopenblas"
 UPDATE_CONFIGS = {
     "symopt-numba": (["--framework", "symopt", "--mode", "NUMBA"], ""),
     "symopt-c": (["--framework", "symopt", "--mode", "C"], BLAS),
+    "symopt-numba-fused": (["--framework", "symopt", "--mode", "NUMBA", "--fuse"], ""),
+    "symopt-c-fused": (["--framework", "symopt", "--mode", "C", "--fuse"], BLAS),
     "torch-forloop": (["--framework", "torch", "--variant", "forloop"], ""),
     "torch-foreach": (["--framework", "torch", "--variant", "foreach"], ""),
     "torch-fused": (["--framework", "torch", "--variant", "fused"], ""),

@@ -71,7 +71,7 @@ def build_symopt(rule, shapes, args):
     params = [pytensor.shared(v, name=f"p{i}", shape=shape(v)) for i, v in enumerate(p0)]
     grads = [pytensor.shared(v, name=f"g{i}", shape=shape(v)) for i, v in enumerate(g0)]
     kwargs = {} if rule == "rprop" else {"learning_rate": LR}
-    updates = symopt.RULES[rule](grads, params, **kwargs)
+    updates = symopt.RULES[rule](grads, params, **kwargs, fuse=args.fuse)
     t0 = time.perf_counter()
     f = pytensor.function([], [], updates=updates, mode=mode)
     f.trust_input = True
@@ -344,6 +344,8 @@ def main():
                         help="symopt, C: prototype patch printing float32 constants as 1.0f")
     parser.add_argument("--static-shapes", action="store_true",
                         help="symopt: shared variables with static shapes (shape=value.shape)")
+    parser.add_argument("--fuse", action="store_true",
+                        help="symopt: the fused multi-tensor path (fuse=True, symopt.fused)")
     parser.add_argument("--variant", default="forloop", help="torch: forloop|foreach|fused")
     parser.add_argument("--sizes", nargs="+", default=["1e5", "1e6", "1e7", "mlp"])
     parser.add_argument("--rules", nargs="+", default=RULE_NAMES)
