@@ -104,7 +104,8 @@ def setup_symopt(args):
         else:
             log_p = pt.special.log_softmax(logits, axis=1)
             loss = -log_p[pt.arange(y.shape[0]), y].mean()
-        updates = symopt.RULES[args.rule](loss, [W1, b1, W2, b2], **HYPER[args.rule])
+        updates = symopt.RULES[args.rule](loss, [W1, b1, W2, b2], **HYPER[args.rule],
+                                          fuse=args.fuse)
         build_s = time.perf_counter() - t0
         mode = pytensor.compile.mode.get_mode(args.mode)
         if args.exclude:
@@ -251,6 +252,8 @@ def main():
     parser.add_argument("--float32-acc", action="store_true",
                         help="symopt: float32 accumulators in sums")
     parser.add_argument("--loss", choices=["indexed", "onehot"], default="indexed")
+    parser.add_argument("--fuse", action="store_true",
+                        help="symopt: the fused update (fuse=True, symopt.fused)")
     parser.add_argument("--variant", default="forloop", help="torch: forloop|foreach|fused")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs")
     parser.add_argument("--steps", type=int, default=N_TRAIN // BATCH, help="steps per epoch")

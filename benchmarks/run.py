@@ -76,6 +76,10 @@ UPDATE_LEVER_BASE = {
 MLP_CONFIGS = {
     "symopt-numba": (["--framework", "symopt", "--mode", "NUMBA"], ""),
     "symopt-cvm": (["--framework", "symopt", "--mode", "CVM"], BLAS),
+    # the C VM at its best: symopt.modes.training_mode("c") and the fused C update loop
+    "symopt-cvm-fused": (["--framework", "symopt", "--mode", "CVM", "--fuse", "--exclude",
+                          "local_dot22_to_dot22scalar"], BLAS),
+    "symopt-numba-fused": (["--framework", "symopt", "--mode", "NUMBA", "--fuse"], ""),
     "torch-forloop": (["--framework", "torch", "--variant", "forloop"], ""),
     "torch-foreach": (["--framework", "torch", "--variant", "foreach"], ""),
     "torch-fused": (["--framework", "torch", "--variant", "fused"], ""),

@@ -300,32 +300,73 @@ class FusedUpdate(COp):
 
     def c_compile_args(self, **kwargs):
         # a large tensor's loop runs on OpenMP's threads (OMP_NUM_THREADS), as on Numba's
-        return self.scalar_op.c_compile_args(**kwargs) + (["-fopenmp"] if self.parallel else [])
+        # -fno-trapping-math lets gcc turn the selects of rprop, clipping and amsgrad into
+        # vector blends (PyTensor never reads floating-point exception flags)
+        return (self.scalar_op.c_compile_args(**kwargs) + ["-fno-trapping-math"]
+                + (["-fopenmp"] if self.parallel else []))
 
     def c_support_code(self, **kwargs):
         return self.scalar_op.c_support_code(**kwargs)
 
     def c_support_code_apply(self, node, name):
-        return self.scalar_op.c_support_code_apply(node, name + "_scalar_")
+        # The loop over one tensor is a function of its own, its arrays `__restrict__`:
+        # inlined into the loop over tensors, gcc left it scalar from three tensors on.
+        r, ctype = self.n_states, f"npy_{node.inputs[0].dtype}"
+        scalar_types = [x.type.dtype_specs()[1] for x in self.scalar_op.inputs[2 + r:]]
+        body_in = ["p_v", "g_v"] + [f"s{j}_v" for j in range(r)] + [
+            f"c{j}_v" for j in range(len(scalar_types))]
+        body_out = ["p_new"] + [f"s{j}_new" for j in range(r)]
+        constants, body = self._c_body(name, body_in, body_out, {"fail": "return;"})
+        pragma = (f"#pragma omp parallel for simd schedule(static) if(n >= {PARALLEL_MIN})"
+                  if self.parallel else "#pragma GCC ivdep")
+        args = ", ".join(
+            [f"npy_intp n, {ctype}* __restrict__ P, const {ctype}* __restrict__ G"]
+            + [f"{ctype}* __restrict__ S{j}" for j in range(r)]
+            + [f"{t} c{j}_v" for j, t in enumerate(scalar_types)])
+        loads = "".join(f"{ctype} s{j}_v = S{j}[j];\n" for j in range(r))
+        decls = "".join(f"{ctype} s{j}_new;\n" for j in range(r))
+        stores = "".join(f"S{j}[j] = s{j}_new;\n" for j in range(r))
+        loop = f"""
+        static __attribute__((noinline)) void {name}_loop({args}) {{
+            {constants}
+            {pragma}
+            for (npy_intp j = 0; j < n; ++j) {{
+                {ctype} p_v = P[j];
+                {ctype} g_v = G[j];
+                {loads}
+                {ctype} p_new;
+                {decls}
+                {body}
+                P[j] = p_new;
+                {stores}
+            }}
+        }}
+        """
+        return self.scalar_op.c_support_code_apply(node, name + "_scalar_") + loop
 
     def c_code_cache_version_apply(self, node):
         version = self.scalar_op.c_code_cache_version()
-        return (4, PARALLEL_MIN, *version) if version else ()
+        return (7, PARALLEL_MIN, *version) if version else ()
 
     def _c_body(self, name, inputs, outputs, sub):
-        """The loop body's C code, with the composite's float constants as typed C
-        constants: PyTensor prints ``0.999`` as a ``double`` literal, so a float32 body
-        would be computed in double and rounded back (slower, and unlike the graph)."""
-        constants = [v for v in ancestors(self.scalar_op.outputs)
+        """The loop body's C code, written so that gcc vectorises the loop.
+
+        - The composite's float constants become typed C constants: PyTensor prints
+          ``0.999`` as a ``double`` literal, so a float32 body would be computed in double
+          and rounded back (slower, and unlike the graph).
+        - ``sign`` becomes two selects (PyTensor's C code for it tests ``isnan`` and mixes
+          in double literals, which keeps gcc from vectorising; rprop uses it).
+        """
+        leaves = {v: v.type() for v in self.scalar_op.inputs}  # the composite's own variables
+        body = _rebuilt(self.scalar_op.outputs, leaves, _select_sign)
+        constants = [v for v in ancestors(body)
                      if isinstance(v, Constant) and v.type.dtype.startswith("float")]
-        names = [f"{name}_k{j}" for j in range(len(constants))]
-        leaves = list(self.scalar_op.inputs) + constants
-        new = {v: v.type() for v in leaves}  # the composite keeps its own variables
-        for apply in toposort(self.scalar_op.outputs):
-            outs = apply.op.make_node(*[new.get(x, x) for x in apply.inputs]).outputs
-            new.update(zip(apply.outputs, outs, strict=True))
-        body_op = ps.Composite([new[v] for v in leaves], [new[o] for o in self.scalar_op.outputs])
+        named = {c: c.type() for c in constants}
+        body = _rebuilt(body, named)
+        body_op = ps.Composite([leaves[v] for v in self.scalar_op.inputs]
+                               + [named[c] for c in constants], body)
         node = body_op.make_node(*[x.type() for x in body_op.inputs])
+        names = [f"{name}_k{j}" for j in range(len(constants))]
         decls = "".join(f"const {c.type.dtype_specs()[1]} {n} = {_c_literal(c)};\n"
                         for c, n in zip(constants, names, strict=True))
         return decls, body_op.c_code(node, name + "_scalar_", list(inputs) + names, outputs, sub)
@@ -336,12 +377,7 @@ class FusedUpdate(COp):
         p_out, s_out = onames[:k], onames[k:]
         ctype = f"npy_{node.inputs[0].dtype}"
         fail = sub["fail"]
-        body_in = ["p_v", "g_v"] + [f"s{j}_v" for j in range(r)] + [f"c{j}_v" for j in range(len(c_in))]
-        body_out = ["p_new"] + [f"s{j}_new" for j in range(r)]
-        constants, body = self._c_body(name, body_in, body_out, sub)
         copy = "0" if self.inplace else "1"
-        loop_pragma = (f"#pragma omp parallel for simd schedule(static) if(n >= {PARALLEL_MIN})"
-                       if self.parallel else "#pragma GCC ivdep")
 
         def output(out, inp):  # the array to write: the input itself in place, else a copy
             return f"""
@@ -350,20 +386,17 @@ class FusedUpdate(COp):
             else {{ {out} = (PyArrayObject*)PyArray_NewCopy({inp}, NPY_CORDER);
                    if (!{out}) {{ {fail} }} }}"""
 
-        scalars = "".join(
-            f"{self.scalar_op.inputs[2 + r + j].type.dtype_specs()[1]} c{j}_v = "
-            f"*({self.scalar_op.inputs[2 + r + j].type.dtype_specs()[1]}*)PyArray_DATA({c});\n"
-            for j, c in enumerate(c_in))
+        scalar_types = [x.type.dtype_specs()[1] for x in self.scalar_op.inputs[2 + r:]]
+        scalars = "".join(f"{t} c{j}_v = *({t}*)PyArray_DATA({c});\n"
+                          for j, (t, c) in enumerate(zip(scalar_types, c_in, strict=True)))
         states = "".join(output(o, i) for o, i in zip(s_out, s_in, strict=True))
         params = "".join(output(o, i) for o, i in zip(p_out, p_in, strict=True))
         state_ptrs = "".join(f"{ctype}* S{j} = ({ctype}*)PyArray_DATA({o});\n"
                              for j, o in enumerate(s_out))
-        loads = "".join(f"{ctype} s{j}_v = S{j}[offset + j];\n" for j in range(r))
-        decls = "".join(f"{ctype} s{j}_new;\n" for j in range(r))
-        stores = "".join(f"S{j}[offset + j] = s{j}_new;\n" for j in range(r))
+        call_args = ", ".join(["n", "P", "G"] + [f"S{j} + offset" for j in range(r)]
+                              + [f"c{j}_v" for j in range(len(c_in))])
         return f"""
         {{
-        {constants}
         {scalars}
         {states}
         {params}
@@ -377,17 +410,7 @@ class FusedUpdate(COp):
             {ctype}* P = ({ctype}*)PyArray_DATA(params_out[i]);
             const {ctype}* G = (const {ctype}*)PyArray_DATA(grad);
             const npy_intp n = PyArray_SIZE(params_out[i]);
-            {loop_pragma}
-            for (npy_intp j = 0; j < n; ++j) {{
-                {ctype} p_v = P[j];
-                {ctype} g_v = G[j];
-                {loads}
-                {ctype} p_new;
-                {decls}
-                {body}
-                P[j] = p_new;
-                {stores}
-            }}
+            {name}_loop({call_args});
             Py_DECREF(grad);
             offset += n;
         }}
@@ -397,6 +420,27 @@ class FusedUpdate(COp):
     def __str__(self):
         flags = (", parallel" if self.parallel else "") + (", inplace" if self.inplace else "")
         return f"FusedUpdate{{{self.n_tensors} tensors, {self.n_states} states{flags}}}"
+
+
+def _rebuilt(outputs, new, replace=None):
+    """A copy of the scalar graph ``outputs`` over the variables ``new`` maps its leaves to;
+    ``replace(op, inputs)`` may give an apply node's new output instead of the op's own."""
+    new = dict(new)
+    for apply in toposort(outputs):
+        inputs = [new.get(x, x) for x in apply.inputs]
+        outs = replace(apply.op, inputs) if replace else None
+        new.update(zip(apply.outputs, outs or apply.op.make_node(*inputs).outputs, strict=True))
+    return [new.get(o, o) for o in outputs]
+
+
+def _select_sign(op, inputs):
+    """``sign(x)`` as ``x > 0 ? 1 : (x < 0 ? -1 : x)``: the same value (NaN stays NaN; a
+    zero keeps its own sign, which compares and adds as PyTensor's 0 does)."""
+    if op != ps.sign:
+        return None
+    (x,) = inputs
+    one, minus_one = (ps.constant(np.asarray(v, dtype=x.type.dtype)) for v in (1, -1))
+    return [ps.switch(ps.gt(x, 0), one, ps.switch(ps.lt(x, 0), minus_one, x))]
 
 
 def _c_literal(constant):

@@ -101,10 +101,9 @@ def test_c_backend_bit_for_bit():
     assert len(nodes) == len(RULE_CASES) and all(n.op.inplace for n in nodes)
 
 
-def _c_code(node):
-    names = [f"in{i}" for i in range(len(node.inputs))]
-    outs = [f"out{i}" for i in range(len(node.outputs))]
-    return node.op.c_code(node, "node", names, outs, {"fail": "FAIL;"})
+def _c_loop(node):
+    """The C function that loops over one tensor's elements."""
+    return node.op.c_support_code_apply(node, "node")
 
 
 def test_c_backend_float32_in_float32():
@@ -118,7 +117,7 @@ def test_c_backend_float32_in_float32():
     # how PyTensor prints a float constant: (0.999), (1e-08); integers, (0), are exact
     decimal = re.compile(r"\(-?\d+(\.\d*(e[-+]?\d+)?|e[-+]?\d+)\)")
     for node in nodes:
-        code = _c_code(node)
+        code = _c_loop(node)
         body = code[code.index("for (npy_intp j"):]
         assert not decimal.search(body), (node.op.scalar_op, decimal.search(body))
         constants = re.findall(r"const npy_float32 node_k\d+ = (\S+);", code)
