@@ -111,6 +111,7 @@ COMPILE_CONFIGS = {  # CPU time includes gcc's (finished child processes)
     "symopt-numba": (["--framework", "symopt", "--mode", "NUMBA"], ""),
     "symopt-cvm": (["--framework", "symopt", "--mode", "CVM"], BLAS),
     "symopt-c-onehot": (["--framework", "symopt", "--mode", "C", "--loss", "onehot"], BLAS),
+    "symopt-cvm-fused": MLP_CONFIGS["symopt-cvm-fused"],
     "jax": (["--framework", "jax"], ""),
 }
 
