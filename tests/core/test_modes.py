@@ -50,3 +50,58 @@ def test_default_backend_and_bad_backend():
     assert type(mode.linker).__name__ == type(pytensor.compile.mode.get_default_mode().linker).__name__
     with pytest.raises(ValueError, match="backend must be one of"):
         symopt.modes.training_mode("gpu")
+
+
+# --- BLAS for the C backend ---------------------------------------------------------------
+
+
+def test_find_blas_prefers_openblas_and_links_outside_dirs(tmp_path):
+    from symopt.modes import find_blas
+
+    assert find_blas([str(tmp_path)]) == ""
+    (tmp_path / "libopenblas.so.0").touch()  # the runtime package alone: not linkable
+    assert find_blas([str(tmp_path)]) == ""
+    (tmp_path / "libblas.so").touch()
+    assert find_blas([str(tmp_path)]) == f"-L{tmp_path} -Wl,-rpath,{tmp_path} -lblas"
+    (tmp_path / "libopenblas.so").touch()
+    assert find_blas([str(tmp_path)]) == f"-L{tmp_path} -Wl,-rpath,{tmp_path} -lopenblas"
+
+
+def test_configure_blas_sets_the_flags_it_finds(monkeypatch):
+    monkeypatch.setattr(symopt.modes, "find_blas", lambda: "-lopenblas")
+    with pytensor.config.change_flags(blas__ldflags=""):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert symopt.modes.configure_blas() == "-lopenblas"
+        assert pytensor.config.blas__ldflags == "-lopenblas"
+
+
+def test_configure_blas_warns_when_there_is_none(monkeypatch):
+    monkeypatch.setattr(symopt.modes, "find_blas", lambda: "")
+    with pytensor.config.change_flags(blas__ldflags=""):
+        with pytest.warns(symopt.modes.NoBlasWarning, match="apt-get install libopenblas-dev"):
+            assert symopt.modes.training_mode("c") is not None
+        assert pytensor.config.blas__ldflags == ""
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            symopt.modes.training_mode("numba")  # Numba needs no BLAS: no warning
+
+
+def test_configure_blas_keeps_flags_already_set(monkeypatch):
+    monkeypatch.setattr(symopt.modes, "find_blas", lambda: pytest.fail("should not search"))
+    with pytensor.config.change_flags(blas__ldflags="-lmyblas"):
+        assert symopt.modes.configure_blas() == "-lmyblas"
+        assert pytensor.config.blas__ldflags == "-lmyblas"
+
+
+def test_configured_blas_compiles_a_matrix_product_in_c():
+    """On this machine (the scripts install Debian's OpenBLAS), the flags found link."""
+    flags = symopt.modes.find_blas()
+    if not flags:
+        pytest.skip("no BLAS installed here")
+    with pytensor.config.change_flags(blas__ldflags=""):
+        assert symopt.modes.configure_blas() == flags
+        A = pt.matrix("A", dtype="float64")
+        f = pytensor.function([A], A @ A.T, mode="C")
+        a = np.arange(6.0).reshape(2, 3)
+        np.testing.assert_allclose(f(a), a @ a.T)
