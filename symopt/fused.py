@@ -18,7 +18,10 @@ The loop body is the rule's own graph: the transform is applied once to a flat s
 for the parameters, rewritten by PyTensor's usual algebraic rewrites, and turned into a
 scalar :class:`~pytensor.scalar.basic.Composite`, so a fused update computes what the
 per-tensor path computes, operation for operation. The loop is compiled by Numba (every
-backend) and, for PyTensor's C linkers, from the composite's own C code.
+backend) and, for PyTensor's C linkers, from the composite's own C code, with its float
+constants typed (so float32 is computed in float32, as the graph says, where PyTensor's
+own C loops compute in double) and written so that gcc vectorises it; a tensor of
+``PARALLEL_MIN`` elements or more is split over Numba's or OpenMP's threads.
 
 Only elementwise transforms can be fused (every rule of symopt, the momentum traces,
 value clipping, weight decay). Blocks that look across elements (global-norm clipping,
@@ -289,8 +292,9 @@ class FusedUpdate(COp):
         for storage, value in zip(output_storage, params + states, strict=True):
             storage[0] = value
 
-    # C implementation: one loop per tensor, its body the composite's own C code, so the
-    # arithmetic is what PyTensor's C loops compile, with the same compiler flags.
+    # C implementation: one loop per tensor, its body the composite's own C code (float
+    # constants typed, sign as selects: see _c_body), compiled with PyTensor's flags plus
+    # -fno-trapping-math, and OpenMP for large tensors.
 
     def c_headers(self, **kwargs):
         return self.scalar_op.c_headers(**kwargs)
