@@ -11,8 +11,10 @@ is installed. For each configuration one worker process measures:
 - the step: min and median over repeats.
 
 ``--big`` sizes (default 1e6, 4e6, 1e7) add one tensor of that size with the fused
-Numba loop on 1 and 2 threads (``NUMBA_NUM_THREADS``; tensors of 2**19 elements or more
-use a parallel loop) against torch.optim's fused Adam on 1 and 2 threads.
+loop of each backend on 1 and 2 threads (``NUMBA_NUM_THREADS``, ``OMP_NUM_THREADS``;
+tensors of 2**19 elements or more use a parallel loop) against torch.optim's fused Adam
+on 1 and 2 threads. ``--vector-fused`` adds the one vector on the fused path, the fair
+baseline for the C backend, whose fused loop is faster than PyTensor's own.
 
 It also times a function with the same ``k`` gradient inputs that does nothing with them,
 the cost of passing ``k`` arrays to a compiled PyTensor function, which every
@@ -70,7 +72,7 @@ def pytensor_worker(args):
 
     rng = np.random.default_rng(0)
     k, size = args.k, args.size
-    if args.layout == "vector":
+    if args.layout in ("vector", "vector-fused"):  # the same elements as one tensor
         k, size = 1, args.k * args.size
     params = [pytensor.shared(rng.normal(size=size).astype("float32"), name=f"p{i}")
               for i in range(k)]
@@ -82,7 +84,7 @@ def pytensor_worker(args):
                                on_unused_input="ignore")
     else:
         updates = symopt.adam(grads, params, learning_rate=1e-3,
-                              fuse=args.layout == "fused")
+                              fuse=args.layout in ("fused", "vector-fused"))
         fn = pytensor.function(grads, [], updates=updates, mode=MODES[args.backend])
     fn(*values)  # Numba compiles at the first call
     compile_seconds = time.perf_counter() - start
@@ -185,6 +187,8 @@ def main():
     parser.add_argument("--backends", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--per-tensor", action="store_true",
                         help="also compile the per-tensor path cold (minutes each)")
+    parser.add_argument("--vector-fused", action="store_true",
+                        help="also the same elements as one tensor on the fused path")
     parser.add_argument("--quick", action="store_true", help="k = 20, few repeats")
     parser.add_argument("--big", type=float, nargs="*", default=[1e6, 4e6, 1e7],
                         help="also one tensor of each of these sizes, 1 and 2 threads")
@@ -204,6 +208,9 @@ def main():
         for backend in args.backends:
             rows += measure_pytensor(backend, "vector", k, args.size, args.repeats, cold=True)
             rows += measure_pytensor(backend, "fused", k, args.size, args.repeats, cold=True)
+            if args.vector_fused:
+                rows += measure_pytensor(backend, "vector-fused", k, args.size, args.repeats,
+                                         cold=True)
             if args.per_tensor or k <= 100:
                 rows += measure_pytensor(backend, "per-tensor", k, args.size, args.repeats,
                                          cold=args.per_tensor)
@@ -216,9 +223,10 @@ def main():
 
     for n in [int(x) for x in args.big]:
         print(f"Adam over one tensor of {n} float32 elements, 1 and 2 threads", flush=True)
-        for threads in (1, 2):
-            rows += measure_pytensor("numba", "fused", 1, n, args.repeats, cold=False,
-                                     threads=threads)
+        for backend in args.backends:
+            for threads in (1, 2):
+                rows += measure_pytensor(backend, "fused", 1, n, args.repeats, cold=False,
+                                         threads=threads)
         if importlib.util.find_spec("torch"):
             rows += measure_torch(1, n, args.repeats, kinds=("fused",))
 
