@@ -56,13 +56,17 @@ class ConfiguredRule:
     :func:`symopt.chain`.
     """
 
-    def __init__(self, name, transform, hyperparameters):
+    def __init__(self, name, transform, hyperparameters, fuse=False):
         self.name = name
         self.transform = transform
         self.hyperparameters = dict(hyperparameters)
+        self.fuse = fuse
 
-    def __call__(self, loss_or_grads, params, fuse=False):
-        return apply(self.transform, loss_or_grads, params, fuse=fuse)
+    def __call__(self, loss_or_grads, params, fuse=None):
+        """The updates; ``fuse`` defaults to the one the rule was configured with, so
+        ``pm.fit(obj_optimizer=symopt.adam(learning_rate=0.01, fuse=True))`` fuses."""
+        return apply(self.transform, loss_or_grads, params,
+                     fuse=self.fuse if fuse is None else fuse)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
@@ -86,7 +90,7 @@ def update_rule(build):
         bound.apply_defaults()
         transform = build(*bound.args, **bound.kwargs)
         if loss_or_grads is None and params is None:
-            return ConfiguredRule(build.__name__, transform, bound.arguments)
+            return ConfiguredRule(build.__name__, transform, bound.arguments, fuse=fuse)
         if params is None:
             raise ValueError(
                 f"{build.__name__}: loss_or_grads was given without params; pass the list "

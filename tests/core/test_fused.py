@@ -302,11 +302,20 @@ def test_bad_fuse_value():
         symopt.adam(_loss(params), params, fuse="yes")
 
 
+def _fused(updates):
+    return any(isinstance(expr.owner.op, FusedUpdate) for _, expr in updates
+               if expr.owner is not None)
+
+
 def test_configured_rule_fuses_too():
     params = _many(4)
-    updates = symopt.adam(learning_rate=0.01)(_loss(params), params, fuse=True)
-    assert any(isinstance(expr.owner.op, FusedUpdate) for _, expr in updates
-               if expr.owner is not None)
+    assert _fused(symopt.adam(learning_rate=0.01)(_loss(params), params, fuse=True))
+    # configured with fuse=True (what pm.fit's obj_optimizer gets): fused when called
+    configured = symopt.adam(learning_rate=0.01, fuse=True)
+    assert configured.fuse is True
+    assert _fused(configured(_loss(params), params))
+    assert not _fused(configured(_loss(params), params, fuse=False))
+    assert not _fused(symopt.adam(learning_rate=0.01)(_loss(params), params))
 
 
 @pytest.mark.parametrize("mode", [pytest.param("NUMBA", marks=numba_default), "CVM"])

@@ -67,3 +67,22 @@ def test_every_rule_drives_advi(observed, name):
     approx = _fit(observed, rule, n=1500)
     assert np.all(np.isfinite(approx.hist))
     assert approx.hist[-100:].mean() < approx.hist[:10].mean()
+
+
+def test_fused_adam_in_pm_fit_matches_the_per_tensor_path(observed):
+    """A rule configured with fuse=True fuses when pm.fit calls it; on PyTensor 2's C VM,
+    in float64, the fused loop computes what the per-tensor loops compute."""
+    from symopt.fused import FusedUpdate
+
+    rule, seen = symopt.adam(learning_rate=0.05, fuse=True), []
+
+    def optimizer(loss_or_grads, params):  # what pm.fit calls, with the updates kept
+        seen.append(rule(loss_or_grads, params))
+        return seen[-1]
+
+    fused = _fit(observed, optimizer, n=300)
+    assert any(isinstance(expr.owner.op, FusedUpdate) for _, expr in seen[0]
+               if expr.owner is not None)
+    per_tensor = _fit(observed, symopt.adam(learning_rate=0.05), n=300)
+    np.testing.assert_allclose(fused.hist, per_tensor.hist, rtol=1e-12)
+    assert fused.hist[-50:].mean() < fused.hist[:10].mean() - 50
