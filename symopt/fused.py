@@ -60,9 +60,12 @@ except ImportError:  # PyTensor 2
     def toposort(outputs):
         return io_toposort(list(graph_inputs(outputs)), outputs)
 
-__all__ = ["FUSE_MIN_TENSORS", "FusedUpdate", "NotFusable", "fused_apply"]
+__all__ = ["FUSE_MIN_TENSORS", "FusedUpdate", "NotFusable", "auto_min_tensors",
+           "default_backend_is_c", "fused_apply"]
 
-#: ``fuse="auto"`` fuses a dtype group of at least this many tensors (see benchmarks/).
+#: With Numba the default backend, ``fuse="auto"`` fuses a dtype group of at least this
+#: many tensors (below it the two paths run alike); with a C backend the default, it fuses
+#: any group, the fused C loop being the fast one (see :func:`default_backend_is_c`).
 FUSE_MIN_TENSORS = 8
 
 #: Tensors per :class:`FusedUpdate` node (see :func:`_group_updates`).
@@ -71,6 +74,21 @@ CHUNK = 16
 #: With Numba, a tensor of at least this many elements is updated by all of Numba's
 #: threads (``NUMBA_NUM_THREADS``); smaller ones by one (see benchmarks/README.md).
 PARALLEL_MIN = 2**19
+
+
+def default_backend_is_c():
+    """Whether PyTensor's default mode runs C code: the C VM (PyTensor 2's default, so
+    PyMC's) or the all-C linker, with a C++ compiler present."""
+    from pytensor.link.c.basic import CLinker
+
+    linker = pytensor.compile.mode.get_default_mode().linker
+    uses_c = isinstance(linker, CLinker) or getattr(linker, "c_thunks", False)
+    return bool(uses_c and pytensor.config.cxx)
+
+
+def auto_min_tensors():
+    """How many tensors of one dtype ``fuse="auto"`` fuses, for the default backend."""
+    return 1 if default_backend_is_c() else FUSE_MIN_TENSORS
 
 
 class NotFusable(ValueError):

@@ -416,8 +416,10 @@ def apply(transform, loss_or_grads, params, fuse=False):
     fuse : bool or "auto", default False
         True: update all parameters of a dtype in one fused loop, their state in flat
         buffers (:mod:`symopt.fused`), or raise :class:`symopt.fused.NotFusable` if the
-        transform is not elementwise. ``"auto"``: fuse when a dtype has at least
-        :data:`symopt.fused.FUSE_MIN_TENSORS` tensors and the transform allows it.
+        transform is not elementwise. ``"auto"``: fuse when the transform allows it
+        and, with Numba the default backend, a dtype has at least
+        :data:`symopt.fused.FUSE_MIN_TENSORS` tensors (with a C backend the default,
+        whatever their number: :func:`symopt.fused.auto_min_tensors`).
         False: one update per parameter.
     """
     if fuse not in (True, False, "auto"):
@@ -428,7 +430,7 @@ def apply(transform, loss_or_grads, params, fuse=False):
         from symopt import fused
 
         largest_group = max(Counter(p.dtype for p in params).values())
-        if fuse is True or largest_group >= fused.FUSE_MIN_TENSORS:
+        if fuse is True or largest_group >= fused.auto_min_tensors():
             updates = fused.fused_apply(transform, grads, params, strict=fuse is True)
             if updates is not None:
                 return updates

@@ -288,12 +288,18 @@ def test_a_transform_across_elements_is_not_fused():
     assert np.linalg.norm(moved) == pytest.approx(0.1, rel=1e-5)
 
 
-def test_auto_fuses_only_many_tensors():
+@pytest.mark.parametrize("default_mode", ["NUMBA", "CVM", "C", "FAST_COMPILE"])
+def test_auto_fuses_many_tensors_and_any_on_c(default_mode):
+    """With Numba (or Python) the default, "auto" fuses 8 tensors or more; with a C
+    backend the default, whose fused loop is the fast one, any number."""
     few, many = _many(3), _many(symopt.fused.FUSE_MIN_TENSORS)
-    for params, fused in ((few, False), (many, True)):
-        updates = symopt.adam(_loss(params), params, fuse="auto")
-        kinds = {type(expr.owner.op) for _, expr in updates[:len(params)]}
-        assert (FusedUpdate in kinds) == fused
+    on_c = default_mode in ("CVM", "C")
+    with pytensor.config.change_flags(mode=default_mode):
+        assert symopt.fused.default_backend_is_c() == on_c
+        for params, fused in ((few, on_c), (many, True)):
+            updates = symopt.adam(_loss(params), params, fuse="auto")
+            kinds = {type(expr.owner.op) for _, expr in updates[:len(params)]}
+            assert (FusedUpdate in kinds) == fused
 
 
 def test_bad_fuse_value():
