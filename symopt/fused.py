@@ -34,6 +34,7 @@ checkpoint written by one path loads into the other.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections import OrderedDict
@@ -311,7 +312,7 @@ class FusedUpdate(COp):
             storage[0] = value
 
     # C implementation: one loop per tensor, its body the composite's own C code (float
-    # constants typed, sign as selects: see _c_body), compiled with PyTensor's flags plus
+    # constants typed, sign as selects: see _c_body_op), compiled with PyTensor's flags plus
     # -fno-trapping-math, and OpenMP for large tensors.
 
     def c_headers(self, **kwargs):
@@ -325,10 +326,15 @@ class FusedUpdate(COp):
         # -fno-trapping-math lets gcc turn the selects of rprop, clipping and amsgrad into
         # vector blends (PyTensor never reads floating-point exception flags)
         return (self.scalar_op.c_compile_args(**kwargs) + ["-fno-trapping-math"]
-                + (["-fopenmp"] if self.parallel else []))
+                + (["-fopenmp"] if self._c_threads() else []))
+
+    def _c_threads(self):
+        """OpenMP for this node's large tensors: when asked for and the compiler has it
+        (Apple's clang does not, by default)."""
+        return self.parallel and _c_openmp()
 
     def c_support_code(self, **kwargs):
-        return self.scalar_op.c_support_code(**kwargs)
+        return self._c_body_op()[0].c_support_code(**kwargs)
 
     def c_support_code_apply(self, node, name):
         # The loop over one tensor is a function of its own, its arrays `__restrict__`:
@@ -338,9 +344,9 @@ class FusedUpdate(COp):
         body_in = ["p_v", "g_v"] + [f"s{j}_v" for j in range(r)] + [
             f"c{j}_v" for j in range(len(scalar_types))]
         body_out = ["p_new"] + [f"s{j}_new" for j in range(r)]
-        constants, body = self._c_body(name, body_in, body_out, {"fail": "return;"})
+        constants, body, support = self._c_body(name, body_in, body_out, {"fail": "return;"})
         pragma = (f"#pragma omp parallel for simd schedule(static) if(n >= {PARALLEL_MIN})"
-                  if self.parallel else "#pragma GCC ivdep")
+                  if self._c_threads() else "#pragma GCC ivdep")
         args = ", ".join(
             [f"npy_intp n, {ctype}* __restrict__ P, const {ctype}* __restrict__ G"]
             + [f"{ctype}* __restrict__ S{j}" for j in range(r)]
@@ -364,18 +370,19 @@ class FusedUpdate(COp):
             }}
         }}
         """
-        return self.scalar_op.c_support_code_apply(node, name + "_scalar_") + loop
+        return support + loop
 
     def c_code_cache_version_apply(self, node):
         version = self.scalar_op.c_code_cache_version()
-        return (7, PARALLEL_MIN, *version) if version else ()
+        return (8, PARALLEL_MIN, *version) if version else ()
 
-    def _c_body(self, name, inputs, outputs, sub):
-        """The loop body's C code, written so that gcc vectorises the loop.
+    def _c_body_op(self):
+        """The loop body as PyTensor's C code should see it, written so that gcc
+        vectorises the loop, and its float constants.
 
-        - The composite's float constants become typed C constants: PyTensor prints
-          ``0.999`` as a ``double`` literal, so a float32 body would be computed in double
-          and rounded back (slower, and unlike the graph).
+        - The composite's float constants become inputs, given as typed C constants:
+          PyTensor prints ``0.999`` as a ``double`` literal, so a float32 body would be
+          computed in double and rounded back (slower, and unlike the graph).
         - ``sign`` becomes two selects (PyTensor's C code for it tests ``isnan`` and mixes
           in double literals, which keeps gcc from vectorising; rprop uses it).
         """
@@ -387,11 +394,17 @@ class FusedUpdate(COp):
         body = _rebuilt(body, named)
         body_op = ps.Composite([leaves[v] for v in self.scalar_op.inputs]
                                + [named[c] for c in constants], body)
+        return body_op, constants
+
+    def _c_body(self, name, inputs, outputs, sub):
+        """Declarations of the constants, the body's C code and its support code."""
+        body_op, constants = self._c_body_op()
         node = body_op.make_node(*[x.type() for x in body_op.inputs])
         names = [f"{name}_k{j}" for j in range(len(constants))]
         decls = "".join(f"const {c.type.dtype_specs()[1]} {n} = {_c_literal(c)};\n"
                         for c, n in zip(constants, names, strict=True))
-        return decls, body_op.c_code(node, name + "_scalar_", list(inputs) + names, outputs, sub)
+        code = body_op.c_code(node, name + "_scalar_", list(inputs) + names, outputs, sub)
+        return decls, code, body_op.c_support_code_apply(node, name + "_scalar_")
 
     def c_code(self, node, name, inames, onames, sub):
         k, r = self.n_tensors, self.n_states
@@ -442,6 +455,17 @@ class FusedUpdate(COp):
     def __str__(self):
         flags = (", parallel" if self.parallel else "") + (", inplace" if self.inplace else "")
         return f"FusedUpdate{{{self.n_tensors} tensors, {self.n_states} states{flags}}}"
+
+
+@functools.cache
+def _c_openmp():
+    """Whether the C++ compiler PyTensor uses compiles with ``-fopenmp``."""
+    try:
+        from pytensor.link.c.op import OpenMPOp
+
+        return bool(OpenMPOp.test_gxx_support())
+    except Exception:  # no compiler, or PyTensor moved it: no threads, still correct
+        return False
 
 
 def _rebuilt(outputs, new, replace=None):

@@ -337,12 +337,26 @@ def test_large_tensors_use_all_threads(monkeypatch, mode):
             step = pytensor.function([], [], updates=updates, mode=mode)
             ops = [n.op for n in step.maker.fgraph.toposort() if isinstance(n.op, FusedUpdate)]
             assert ops and all(op.parallel == (parallel_min == 64) for op in ops)
-            assert all(("-fopenmp" in op.c_compile_args()) == op.parallel for op in ops)
+            openmp = symopt.fused._c_openmp()
+            assert all(("-fopenmp" in op.c_compile_args()) == (op.parallel and openmp)
+                       for op in ops)
             for _ in range(5):
                 step()
             results.append([p.get_value() for p in params])
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_without_openmp_the_c_loop_is_serial(monkeypatch):
+    monkeypatch.setattr(symopt.fused, "_c_openmp", lambda: False)
+    monkeypatch.setattr(symopt.fused, "PARALLEL_MIN", 64)
+    params = _many(2, size=100)
+    updates = symopt.adam(_loss(params), params, 0.01, fuse=True)
+    node = next(expr.owner for _, expr in updates
+                if expr.owner is not None and isinstance(expr.owner.op, FusedUpdate))
+    assert node.op.parallel
+    assert "-fopenmp" not in node.op.c_compile_args()
+    assert "omp" not in node.op.c_support_code_apply(node, "node")
 
 
 @pytest.mark.parametrize("mode", [pytest.param("NUMBA", marks=numba_default), "CVM"])
