@@ -2,8 +2,9 @@
 
 One rule (Adam, float32) over ``k`` tensors of ``size`` elements, its gradients given as
 inputs of the compiled function, against the same number of elements as one vector;
-torch.optim's Adam over the same tensors (foreach and fused, 1 and 2 threads) when torch
-is installed. For each configuration one worker process measures:
+torch.optim's Adam over the same tensors (foreach and fused, 1 and 2 threads) and
+optax's (one jitted step, donated buffers; its first call is the compile) when they are
+installed. For each configuration one worker process measures:
 
 - the cold compile: compiling and the first call (when Numba compiles) in a fresh
   PyTensor compile directory, and the process's peak resident memory;
@@ -115,6 +116,40 @@ def torch_worker(args):
           "peak_rss_mib": peak_rss_mib(), **times})
 
 
+def jax_worker(args):
+    """optax.adam over the k tensors, one jitted step with donated buffers; its first call
+    (tracing and XLA's compile) is the compile time, as in the MLP benchmark."""
+    threads = pin_threads()
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    rng = np.random.default_rng(0)
+    params = [jnp.asarray(rng.normal(size=args.size).astype("float32")) for _ in range(args.k)]
+    grads = [jnp.asarray(rng.normal(size=args.size).astype("float32")) for _ in range(args.k)]
+    tx = optax.adam(1e-3)
+
+    def step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    step = jax.jit(step, donate_argnums=(0, 1))
+    carry = [params, tx.init(params)]
+    start = time.perf_counter()
+    carry[0], carry[1] = step(carry[0], carry[1], grads)
+    jax.block_until_ready(carry[0])
+    first = time.perf_counter() - start
+
+    def call():
+        carry[0], carry[1] = step(carry[0], carry[1], grads)
+
+    times = time_calls(call, repeats=args.repeats, sync=lambda: jax.block_until_ready(carry[0]))
+    emit({"framework": "jax", "backend": "optax", "layout": "jit", "threads": threads,
+          "k": args.k, "size": args.size, "compile_s": first,
+          "peak_rss_mib": peak_rss_mib(), **times})
+
+
 # --------------------------------------------------------------------------- driver
 
 def run_worker(argv, env):
@@ -163,6 +198,18 @@ def measure_torch(k, size, repeats, kinds=("foreach", "fused")):
     return rows
 
 
+def measure_jax(k, size, repeats):
+    rows = []
+    for threads in (1, 2):
+        row = run_worker(["--framework", "jax", "--k", str(k), "--size", str(size),
+                          "--repeats", str(repeats)], thread_env(threads))
+        if row:
+            rows.append(row)
+            print(f"  jax   optax   {threads} thread(s) k={k}: first call "
+                  f"{row['compile_s']:.2f} s, step {row['min'] * 1e3:.3f} ms", flush=True)
+    return rows
+
+
 def table(rows):
     lines = ["| framework | backend | layout | threads | k x size | phase | compile s | "
              "peak MiB | step min ms | step median ms |", "|" + "---|" * 10]
@@ -184,7 +231,8 @@ def main():
     parser.add_argument("--tensors", type=int, nargs="*", default=[100, 300])
     parser.add_argument("--size", type=int, default=10_000, help="elements per tensor")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--backends", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--backends", nargs="*", default=list(MODES), choices=list(MODES),
+                        help="symopt's backends (none: only torch.optim and optax)")
     parser.add_argument("--per-tensor", action="store_true",
                         help="also compile the per-tensor path cold (minutes each)")
     parser.add_argument("--vector-fused", action="store_true",
@@ -197,7 +245,8 @@ def main():
     args = parser.parse_args()
 
     if args.worker:
-        (torch_worker if args.framework == "torch" else pytensor_worker)(args)
+        workers = {"torch": torch_worker, "jax": jax_worker}
+        workers.get(args.framework, pytensor_worker)(args)
         return
     if args.quick:
         args.tensors, args.repeats, args.big = [20], 5, [1e6]
@@ -220,6 +269,8 @@ def main():
             rows += measure_torch(k, args.size, args.repeats)
         else:
             print("  torch is not installed: no torch rows")
+        if importlib.util.find_spec("optax"):
+            rows += measure_jax(k, args.size, args.repeats)
 
     for n in [int(x) for x in args.big]:
         print(f"Adam over one tensor of {n} float32 elements, 1 and 2 threads", flush=True)
