@@ -174,6 +174,35 @@ def emit(payload: dict) -> None:
     print(RESULT_TAG + json.dumps(payload), flush=True)
 
 
+def optax_stepper(tx, params, grads):
+    """One jitted optax step over ``params`` (donated buffers), called once.
+
+    Returns ``(call, sync, first_s)``: ``call()`` takes a step in place of the carried
+    parameters and state, ``sync()`` waits for it (JAX dispatches asynchronously), and
+    ``first_s`` is the first call's time, tracing and XLA's compile included.
+    """
+    import jax
+    import optax
+
+    def step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    step = jax.jit(step, donate_argnums=(0, 1))
+    carry = [params, tx.init(params)]
+
+    def call():
+        carry[0], carry[1] = step(carry[0], carry[1], grads)
+
+    def sync():
+        jax.block_until_ready(carry[0])
+
+    t0 = time.perf_counter()
+    call()
+    sync()
+    return call, sync, time.perf_counter() - t0
+
+
 def parse_results(stdout: str) -> list:
     return [json.loads(line[len(RESULT_TAG):]) for line in stdout.splitlines()
             if line.startswith(RESULT_TAG)]

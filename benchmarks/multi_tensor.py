@@ -51,6 +51,7 @@ sys.path.insert(0, str(HERE))
 from _common import (  # noqa: E402
     emit,
     machine,
+    optax_stepper,
     parse_results,
     peak_rss_mib,
     pin_threads,
@@ -120,7 +121,6 @@ def jax_worker(args):
     """optax.adam over the k tensors, one jitted step with donated buffers; its first call
     (tracing and XLA's compile) is the compile time, as in the MLP benchmark."""
     threads = pin_threads()
-    import jax
     import jax.numpy as jnp
     import numpy as np
     import optax
@@ -128,23 +128,8 @@ def jax_worker(args):
     rng = np.random.default_rng(0)
     params = [jnp.asarray(rng.normal(size=args.size).astype("float32")) for _ in range(args.k)]
     grads = [jnp.asarray(rng.normal(size=args.size).astype("float32")) for _ in range(args.k)]
-    tx = optax.adam(1e-3)
-
-    def step(params, state, grads):
-        updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
-
-    step = jax.jit(step, donate_argnums=(0, 1))
-    carry = [params, tx.init(params)]
-    start = time.perf_counter()
-    carry[0], carry[1] = step(carry[0], carry[1], grads)
-    jax.block_until_ready(carry[0])
-    first = time.perf_counter() - start
-
-    def call():
-        carry[0], carry[1] = step(carry[0], carry[1], grads)
-
-    times = time_calls(call, repeats=args.repeats, sync=lambda: jax.block_until_ready(carry[0]))
+    call, sync, first = optax_stepper(optax.adam(1e-3), params, grads)
+    times = time_calls(call, repeats=args.repeats, sync=sync)
     emit({"framework": "jax", "backend": "optax", "layout": "jit", "threads": threads,
           "k": args.k, "size": args.size, "compile_s": first,
           "peak_rss_mib": peak_rss_mib(), **times})

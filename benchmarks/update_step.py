@@ -167,30 +167,12 @@ def optax_rule(rule):
 
 
 def build_optax(rule, shapes, args):
-    import jax
     import jax.numpy as jnp
-    import optax
 
-    tx = optax_rule(rule)
     p0, g0 = initial_values(shapes)
-    params = [jnp.asarray(v) for v in p0]
-    grads = [jnp.asarray(v) for v in g0]
-
-    def step(params, state, grads):
-        updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state
-
-    step = jax.jit(step, donate_argnums=(0, 1))
-    carry = [params, tx.init(params)]
-    t0 = time.perf_counter()
-    carry[0], carry[1] = step(carry[0], carry[1], grads)
-    jax.block_until_ready(carry[0])
-    compile_s = time.perf_counter() - t0
-
-    def call():
-        carry[0], carry[1] = step(carry[0], carry[1], grads)
-
-    return call, lambda: jax.block_until_ready(carry[0]), {"compile_s": compile_s}
+    call, sync, compile_s = _common.optax_stepper(
+        optax_rule(rule), [jnp.asarray(v) for v in p0], [jnp.asarray(v) for v in g0])
+    return call, sync, {"compile_s": compile_s}
 
 
 # --------------------------------------------------------------------------- numpy
