@@ -79,10 +79,13 @@ class NoBlasWarning(UserWarning):
 #: the libraries :func:`find_blas` looks for, best first (the linkable ``.so`` name)
 BLAS_LIBRARIES = ("openblas", "blis", "blas")
 
+#: the linker's own directories: a library there needs no ``-L``
+LINKER_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64",
+               "/usr/lib")
+
 #: where :func:`find_blas` looks, besides ``LD_LIBRARY_PATH`` and ``$CONDA_PREFIX/lib``
-LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64",
-                "/usr/lib", "/usr/local/lib", "/opt/homebrew/opt/openblas/lib",
-                "/usr/local/opt/openblas/lib")
+LIBRARY_DIRS = LINKER_DIRS + ("/usr/local/lib", "/opt/homebrew/opt/openblas/lib",
+                              "/usr/local/opt/openblas/lib")
 
 
 def find_blas(dirs=None):
@@ -98,12 +101,11 @@ def find_blas(dirs=None):
         if os.environ.get("CONDA_PREFIX"):
             dirs.append(os.path.join(os.environ["CONDA_PREFIX"], "lib"))
         dirs += list(LIBRARY_DIRS)
-    default = {"/usr/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"}
     for name in BLAS_LIBRARIES:
         for d in dirs:
             if glob.glob(os.path.join(d, f"lib{name}.so")) or glob.glob(
                     os.path.join(d, f"lib{name}.dylib")):
-                return f"-l{name}" if d in default else f"-L{d} -Wl,-rpath,{d} -l{name}"
+                return f"-l{name}" if d in LINKER_DIRS else f"-L{d} -Wl,-rpath,{d} -l{name}"
     return ""
 
 
