@@ -26,7 +26,7 @@ import pytensor.tensor as pt
 from symopt.forms import FORMS
 from symopt.testing import Curve, environment_metadata
 
-__all__ = ["PROBLEMS", "Problem", "make_problem", "run_forms"]
+__all__ = ["PROBLEMS", "FormsRun", "Problem", "make_problem", "run_forms"]
 
 #: Backends by name. ``"c"`` runs each operation's generated C code in PyTensor's C
 #: virtual machine (``mode="CVM"``, Theano's classic FAST_RUN). ``mode="C"`` (one C
@@ -34,6 +34,12 @@ __all__ = ["PROBLEMS", "Problem", "make_problem", "run_forms"]
 #: forms in one graph it writes a single 40,000-line module that takes gcc ten minutes,
 #: and in PyTensor 3.0.7 it aborted on an internal assertion for the Rosenbrock graph.
 MODES = {"numba": "NUMBA", "c": "CVM", "default": None}
+
+#: Forms compiled into one function by :class:`FormsRun`. PyTensor's graph rewriting
+#: grows faster than linearly with the size of a graph: with the C backend, its merge
+#: pass retries every pair of the ``AllocEmpty`` buffers of the BLAS calls, and 27
+#: forms of the quadratic took 87 s to rewrite where three functions of 9 take 9 s.
+FORMS_PER_FUNCTION = 9
 
 
 @dataclass
@@ -162,11 +168,115 @@ def make_problem(name, dtype="float64", seed=0):
     return PROBLEMS[name](dtype, seed)
 
 
+class FormsRun:
+    """Many forms trained side by side on one problem, compiled once, run many times.
+
+    Each form gets its own copy of the problem's parameters; one compiled function per
+    :data:`FORMS_PER_FUNCTION` forms (``mode`` from ``backend``, see :data:`MODES`)
+    steps them. :meth:`run` resets
+    every parameter and state variable to its start and trains, so the same compiled
+    function serves the exact run, jittered replays (:class:`symopt.testing.Jitter`)
+    and runs with a deliberately changed gradient.
+
+    The gradient each form sees passes through ``grad_scale(param, multiplier)``, with
+    the multipliers shared variables of ones: the identity (multiplying by 1.0 is exact)
+    until :meth:`run` is given a ``gradient_change``.
+    """
+
+    def __init__(self, problem, forms=None, backend="numba", learning_rates=None,
+                 chunk=FORMS_PER_FUNCTION):
+        self.problem, self.backend = problem, backend
+        self.names = list(FORMS) if forms is None else list(forms)
+        self.hyper, self.params, self.multipliers = {}, [], []
+        self.functions, self.start = [], []
+        for first in range(0, len(self.names), chunk):
+            self._compile(self.names[first:first + chunk], first, learning_rates or {})
+
+    def _compile(self, names, first, learning_rates):
+        """One compiled function for ``names``, its outputs keyed ``(form, metric)``."""
+        from pytensor.gradient import grad_scale
+
+        problem = self.problem
+        outputs, updates, keys = [], [], []
+        for k, name in enumerate(names, start=first):
+            form = FORMS[name]
+            lr = learning_rates.get(name, problem.learning_rates[form.kind])
+            params = problem.new_params(prefix=f"f{k}.")
+            multipliers = [pytensor.shared(np.ones_like(p.get_value()), name=f"{p.name}.grad_scale")
+                           for p in params]
+
+            def cost_fn(ps, multipliers=multipliers):
+                return problem.cost([grad_scale(p, m) for p, m in zip(ps, multipliers)],
+                                    problem.inputs)
+
+            form_updates = form.build(cost_fn, params, lr)
+            updates += form_updates
+            new_values = dict(form_updates)
+            norm = pt.sqrt(sum(pt.sqr(new_values[p]).sum() for p in params))
+            outputs += [problem.cost(params, problem.inputs), norm]
+            keys += [(name, "loss"), (name, "param_norm")]
+            for metric, expr in (problem.metrics(params, problem.inputs)
+                                 if problem.metrics else {}).items():
+                outputs.append(expr)
+                keys.append((name, metric))
+            self.hyper[name] = form.hyperparameters(lr)
+            self.params += params
+            self.multipliers += multipliers
+        self.start += [(var, var.get_value().copy()) for var, _ in updates]
+        fn = pytensor.function(problem.inputs, outputs, updates=updates, mode=MODES[self.backend])
+        self.functions.append((fn, keys))
+
+    def run(self, jitter=None, steps=None, gradient_change=0.0, seed=0):
+        """Train every form from the start; return their curves, by form name.
+
+        Parameters
+        ----------
+        jitter : symopt.testing.Jitter, optional
+            Called on the parameters before every step (rounding-sized perturbations).
+        steps : int, optional
+            By default the problem's.
+        gradient_change : float
+            Multiply each element of every gradient by ``1 + gradient_change * s``, ``s``
+            a random sign drawn anew per element and step (seeded by ``seed``): a
+            deliberate change of one part in ``1/gradient_change``, which the recorded
+            curves must catch. (A fixed sign per element would be invisible to the rules
+            that divide by a running scale of each element's own gradient, Adam's
+            family and RMSProp, which are invariant to rescaling it.)
+        """
+        problem = self.problem
+        steps = problem.steps if steps is None else steps
+        for var, value in self.start:
+            var.set_value(value.copy())
+        signs = np.random.default_rng(seed)
+        values = {name: {} for name in self.names}
+        for batch in problem.step_inputs(steps):
+            if jitter is not None:
+                jitter(self.params)
+            for m in self.multipliers:
+                ones = np.ones_like(m.get_value(borrow=True))
+                if gradient_change:
+                    ones += gradient_change * signs.choice([-1.0, 1.0], ones.shape)
+                m.set_value(ones.astype(m.dtype))
+            for fn, keys in self.functions:
+                for (name, metric), value in zip(keys, fn(*batch)):
+                    values[name].setdefault(metric, []).append(float(value))
+        env = environment_metadata()
+        return {
+            name: Curve(name, values[name], {
+                "rule": name, "hyperparameters": self.hyper[name], "problem": problem.name,
+                "seed": problem.seed, "dtype": problem.dtype, "backend": self.backend,
+                "steps": steps, "versions": env,
+            })
+            for name in self.names
+        }
+
+
 def run_forms(problem, forms=None, backend="numba", steps=None, learning_rates=None):
     """Train each form on its own copy of ``problem``'s parameters; return their curves.
 
-    All forms run in one compiled function (``mode`` from ``backend``, see :data:`MODES`). Each curve holds per step the cost before the step, the
-    L2 norm of all parameters after it, and the problem's metrics.
+    All forms run in one compiled function (see :class:`FormsRun`). Each curve holds per
+    step the cost before the step, the L2 norm of all parameters after it, and the
+    problem's metrics.
 
     Returns
     -------
@@ -174,35 +284,4 @@ def run_forms(problem, forms=None, backend="numba", steps=None, learning_rates=N
         Named ``<form>`` with metadata rule, hyperparameters, problem, seed, dtype,
         backend, steps and the versions.
     """
-    names = list(FORMS) if forms is None else list(forms)
-    steps = problem.steps if steps is None else steps
-    outputs, updates, keys, hyper = [], [], [], {}
-    for k, name in enumerate(names):
-        form = FORMS[name]
-        lr = (learning_rates or {}).get(name, problem.learning_rates[form.kind])
-        params = problem.new_params(prefix=f"f{k}.")
-        form_updates = form.build(lambda ps: problem.cost(ps, problem.inputs), params, lr)
-        updates += form_updates
-        new_values = dict(form_updates)
-        norm = pt.sqrt(sum(pt.sqr(new_values[p]).sum() for p in params))
-        outputs += [problem.cost(params, problem.inputs), norm]
-        keys += [(name, "loss"), (name, "param_norm")]
-        for metric, expr in (problem.metrics(params, problem.inputs)
-                             if problem.metrics else {}).items():
-            outputs.append(expr)
-            keys.append((name, metric))
-        hyper[name] = form.hyperparameters(lr)
-    fn = pytensor.function(problem.inputs, outputs, updates=updates, mode=MODES[backend])
-    values = {name: {} for name in names}
-    for batch in problem.step_inputs(steps):
-        for (name, metric), value in zip(keys, fn(*batch)):
-            values[name].setdefault(metric, []).append(float(value))
-    env = environment_metadata()
-    return {
-        name: Curve(name, values[name], {
-            "rule": name, "hyperparameters": hyper[name], "problem": problem.name,
-            "seed": problem.seed, "dtype": problem.dtype, "backend": backend, "steps": steps,
-            "versions": env,
-        })
-        for name in names
-    }
+    return FormsRun(problem, forms, backend, learning_rates).run(steps=steps)
