@@ -1,19 +1,57 @@
 #!/usr/bin/env bash
 # Runs symopt's whole test suite on a fresh machine, installing everything it needs.
 #
-#   1. .venv       : symopt with PyTensor 3.x and the test extras; runs pytest.
-#   2. .venv-pymc  : symopt with PyMC 5 (which pins PyTensor 2.38); runs the core tests
-#                    (tests/core) again on PyTensor 2.38, and the PyMC tests (tests/with_pymc).
+# Stages (each runs even when an earlier one failed; a summary at the end; the exit
+# status is non-zero if any stage failed):
+#   1. pytensor3 : .venv      symopt with PyTensor 3.x, the test extras and the peers
+#                             (torch, jax, optax); every test but the PyMC ones, on all
+#                             cores (pytest-xdist).
+#   2. pymc      : .venv-pymc symopt with PyMC 5 (which pins PyTensor 2.38): the core
+#                             tests again on PyTensor 2.38, and the PyMC tests.
 #
-# Extra arguments go to the first pytest run, e.g. `bash scripts/test.sh -x -k adam`.
-set -euo pipefail
+# Extra arguments go to stage 1's pytest, e.g. `bash scripts/test.sh --runslow` (adds the
+# image problems' recorded curves) or `bash scripts/test.sh -x -k adam`.
+# TEST_WORKERS sets the number of pytest-xdist workers (default: one per core).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_env.sh
 
-if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
-.venv/bin/pip install -q -e ".[test,peers]"
-.venv/bin/python -m pytest -q "$@"
+WORKERS=${TEST_WORKERS:-auto}
+XDIST=(-n "$WORKERS" --dist loadgroup)
+summary=()
+failed=0
 
-if [ ! -x .venv-pymc/bin/python ]; then "$PY" -m venv .venv-pymc; fi
-.venv-pymc/bin/pip install -q -e ".[pymc]"
-.venv-pymc/bin/python -m pytest -q tests/core tests/with_pymc
+stage() {  # stage NAME COMMAND...: run it, time it, remember how it went
+  local name=$1 start=$SECONDS status
+  shift
+  echo "=== stage $name" >&2
+  "$@"
+  status=$?
+  if [ "$status" -eq 0 ]; then
+    summary+=("$name: passed in $((SECONDS - start)) s")
+  else
+    summary+=("$name: FAILED (exit $status) after $((SECONDS - start)) s")
+    failed=1
+  fi
+}
+
+venv() {  # venv DIR EXTRAS: create DIR if missing and install symopt with EXTRAS into it
+  if [ ! -x "$1/bin/python" ]; then "$PY" -m venv "$1" || return; fi
+  "$1/bin/pip" install -q -e ".[$2]"
+}
+
+pytensor3() {
+  venv .venv test,peers && .venv/bin/python -m pytest -q "${XDIST[@]}" "$@"
+}
+
+pymc() {
+  venv .venv-pymc pymc && .venv-pymc/bin/python -m pytest -q "${XDIST[@]}" tests/core tests/with_pymc
+}
+
+stage pytensor3 pytensor3 "$@"
+stage pymc pymc
+
+echo >&2
+echo "=== summary" >&2
+printf '  %s\n' "${summary[@]}" >&2
+exit "$failed"
