@@ -69,7 +69,7 @@ def main(argv=None):
                 name = max(ratios, key=ratios.get)
                 rows.append(f"| {path.stem} | {ratios[name]:.3g} | {name} |")
                 print(rows[-1], flush=True)
-    kernel = os.environ.get("OPENBLAS_CORETYPE", "the CPU's own")
+    kernel = os.environ.get("OPENBLAS_CORETYPE") or "the CPU's own"
     text = "\n".join([
         f"# Deviation from the recorded envelopes: OpenBLAS kernel {kernel}",
         "",
