@@ -148,7 +148,10 @@ class Curve:
     """Per-step values of named metrics, with the metadata of the run that made them.
 
     ``tolerance``, when the curve was recorded with an envelope, maps each metric to the
-    largest difference allowed at each step (see :func:`record_with_envelope`).
+    largest difference allowed at each step (see :func:`record_with_envelope`). Compare
+    only metrics that vary continuously with the parameters: a count (an accuracy on a
+    batch) jumps by a whole example when rounding tips one over its decision boundary,
+    which no envelope of replays can promise to have sampled.
     """
 
     name: str
@@ -209,7 +212,7 @@ NO_JITTER = Jitter(ulps=0)
 
 
 def envelope(exact, replays, dtype="float64", margin=ENVELOPE["margin"],
-             floor_ulps=ENVELOPE["floor_ulps"], resolution=0.0):
+             floor_ulps=ENVELOPE["floor_ulps"]):
     """The per-step tolerance of a curve, from jittered replays of it.
 
     Parameters
@@ -225,9 +228,6 @@ def envelope(exact, replays, dtype="float64", margin=ENVELOPE["margin"],
     floor_ulps : float
         The least tolerance, in ulps of the value (a run on the same machine needs none;
         another machine's first step can differ by a few ulps of each term).
-    resolution : float
-        For metrics that move in steps (accuracy on a batch of 100: 0.01): one step is
-        always allowed, since rounding can tip one example over a decision boundary.
 
     Returns
     -------
@@ -253,7 +253,7 @@ def envelope(exact, replays, dtype="float64", margin=ENVELOPE["margin"],
     relative = np.maximum.accumulate(relative)
     eps = np.finfo(dtype).eps
     tolerance = (margin * relative + floor_ulps * eps) * scale + tiny
-    return np.maximum(np.where(np.isfinite(exact), tolerance, 0.0), resolution)
+    return np.where(np.isfinite(exact), tolerance, 0.0)
 
 
 def _rounded_up(values, digits=3):
@@ -270,7 +270,7 @@ def _rounded_up(values, digits=3):
 
 def record_with_envelope(run, replays=ENVELOPE["replays"], ulps=ENVELOPE["ulps"],
                          margin=ENVELOPE["margin"], floor_ulps=ENVELOPE["floor_ulps"],
-                         resolution=None, seed=0, others=()):
+                         seed=0, others=()):
     """Run once exactly and ``replays`` times jittered; return the curves with envelopes.
 
     Parameters
@@ -280,8 +280,6 @@ def record_with_envelope(run, replays=ENVELOPE["replays"], ulps=ENVELOPE["ulps"]
         :class:`Curve` or a dict of them. It must call ``jitter(params)`` before every
         step (the exact run gets :data:`NO_JITTER`, which does nothing).
     replays, ulps, margin, floor_ulps : see :data:`ENVELOPE` and :func:`envelope`.
-    resolution : dict of str to float, optional
-        Per metric, the step in which it moves (see :func:`envelope`).
     seed : int
         Replay ``i`` uses ``Jitter(seed + i, ulps)``.
     others : sequence of Curve or of dicts of Curve, optional
@@ -310,8 +308,7 @@ def record_with_envelope(run, replays=ENVELOPE["replays"], ulps=ENVELOPE["ulps"]
         dtype = curve.metadata.get("dtype", "float64")
         curve.tolerance = {
             metric: _rounded_up(envelope(
-                values, [j[name].values[metric] for j in jittered], dtype, margin,
-                floor_ulps, (resolution or {}).get(metric, 0.0)))
+                values, [j[name].values[metric] for j in jittered], dtype, margin, floor_ulps))
             for metric, values in curve.values.items()
         }
         curve.metadata["envelope"] = settings
