@@ -2,7 +2,7 @@
 
 import pytest
 
-pytest_plugins = ["symopt.testing"]
+pytest_plugins = ["symopt.lab.pytest_plugin"]
 
 
 def pytest_addoption(parser):

@@ -76,7 +76,7 @@ UPDATE_LEVER_BASE = {
 MLP_CONFIGS = {
     "symopt-numba": (["--framework", "symopt", "--mode", "NUMBA"], ""),
     "symopt-cvm": (["--framework", "symopt", "--mode", "CVM"], BLAS),
-    # the C VM at its best: symopt.modes.training_mode("c") and the fused C update loop
+    # the C VM at its best: symopt.fused.modes.training_mode("c") and the fused C update loop
     "symopt-cvm-fused": (["--framework", "symopt", "--mode", "CVM", "--fuse", "--exclude",
                           "local_dot22_to_dot22scalar"], BLAS),
     "symopt-numba-fused": (["--framework", "symopt", "--mode", "NUMBA", "--fuse"], ""),
@@ -96,7 +96,7 @@ MLP_LEVERS = {
                             BLAS + ",gcc__cxxflags=-ffast-math"),
     "symopt-cvm-f32lit": (["--framework", "symopt", "--mode", "CVM", "--c-float32-literals"],
                           BLAS),
-    # symopt.modes.training_mode("c"): without the rewrite that computes two GEMMs twice
+    # symopt.fused.modes.training_mode("c"): without the rewrite that computes two GEMMs twice
     "symopt-cvm-training-mode": (["--framework", "symopt", "--mode", "CVM", "--exclude",
                                   "local_dot22_to_dot22scalar"], BLAS),
 }

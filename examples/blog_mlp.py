@@ -10,7 +10,7 @@ Here the same network (tanh hidden layer and Glorot-uniform weights, as in the T
 tutorial's ``mlp.py`` the blog's script comes from) is trained with those forms,
 :mod:`symopt.texts.blog`, and with ``--rules book`` with the book's Adagrad, AdaDelta,
 RMSProp and Adam (:mod:`symopt.texts.book`, their default learning rates). The data are
-:func:`symopt.data.load_mnist`'s: the full Fashion-MNIST when it is installed, else the
+:func:`symopt.lab.data.load_mnist`'s: the full Fashion-MNIST when it is installed, else the
 subset shipped with symopt (``--data DIR`` for other MNIST-format files); a sixth of
 the training set (at most 10000 images) is held out for validation, and the test set is
 scored once at the end.
@@ -33,12 +33,9 @@ after every epoch), ``<group>.png`` (the blog's four plots, one line per rule), 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import _example_kit as kit  # noqa: E402  (first: it limits BLAS threads before NumPy loads)
+from symopt.lab import kit
 
 GROUPS = {
     "blog": ["blog.sgd", "blog.momentum", "blog.nag"],
@@ -53,14 +50,14 @@ def parse_args(argv=None):
     kit.add_data_argument(parser)
     parser.add_argument("--rules", default="blog",
                         help="'blog' (sgd, momentum, nag), 'book' (adagrad, adadelta, rmsprop, "
-                             "adam), 'all', or form names of symopt.forms.FORMS, comma-separated")
+                             "adam), 'all', or form names of symopt.lab.forms.FORMS, comma-separated")
     parser.add_argument("--book-epochs", type=int, default=None,
                         help="epochs for the book's rules (default: --epochs)")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="one learning rate for every rule (default: 0.01 for the blog's "
                              "rules, each book rule's own default)")
     parser.add_argument("--hidden", type=int, default=None, help="hidden units (default 600)")
-    parser.add_argument("--activation", default="tanh", help="hidden activation (symopt.nn)")
+    parser.add_argument("--activation", default="tanh", help="hidden activation (symopt.lab.nn)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--n-train", type=int, default=None,
                         help="use only this many training images")
@@ -77,7 +74,7 @@ def parse_args(argv=None):
 
 def selected_groups(rules: str) -> dict[str, list[str]]:
     """``--rules`` as ``{group: [form names]}``."""
-    from symopt.forms import FORMS
+    from symopt.lab.forms import FORMS
 
     if rules == "all":
         return dict(GROUPS)
@@ -102,8 +99,8 @@ def learning_rate_for(name: str, override: float | None) -> float:
 def main(argv=None) -> dict:
     """Run the study; return ``{"groups": {group: {rule: History}}, "rows": [...], "out": Path}``."""
     args = parse_args(argv)
-    from symopt import nn
-    from symopt.history import History, plot_histories
+    from symopt.lab import nn
+    from symopt.lab.history import History, plot_histories
 
     epochs = args.epochs if args.epochs is not None else (3 if args.quick else 100)
     book_epochs = args.book_epochs if args.book_epochs is not None else epochs
@@ -164,4 +161,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    with kit.limit_threads(1):
+        main()

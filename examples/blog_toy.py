@@ -7,7 +7,7 @@ iterations to reach zero. CM and NAG are able to reach 0 within 10 iterations. W
 see a small ridge appear in Classical Momentum."
 
 This script runs those three forms (``blog.MomentumUpdate(vanilla|cm|nag)`` of
-:data:`symopt.forms.FORMS`) with :func:`symopt.problems.run_forms`, and, on the same
+:data:`symopt.lab.forms.FORMS`) with :func:`symopt.lab.problems.run_forms`, and, on the same
 toy, every other form: the library's rules (second panel) and the blog script's and the
 book's forms (third panel), each at the toy's learning rate for its kind (0.01, and 1.0
 for AdaDelta). It counts the iterations each needs to bring the cost below a threshold
@@ -27,11 +27,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import _example_kit as kit  # noqa: E402
-
-import numpy as np  # noqa: E402
+from symopt.lab import kit
 
 BLOG_FORMS = {"SGD": "blog.MomentumUpdate(vanilla)", "CM": "blog.MomentumUpdate(cm)",
               "NAG": "blog.MomentumUpdate(nag)"}
@@ -55,7 +53,7 @@ def parse_args(argv=None):
 
 
 def groups(rules: str) -> dict[str, list[str]]:
-    from symopt.forms import FORMS
+    from symopt.lab.forms import FORMS
 
     result = {"blog toy (MomentumUpdate)": list(BLOG_FORMS.values())}
     if rules == "all":
@@ -131,9 +129,9 @@ def plot(curves: dict, panels: dict, path: Path, threshold: float, iterations: i
 def main(argv=None) -> dict:
     """Run the toy; return the curves, the counts, the ridges and the failed claims."""
     args = parse_args(argv)
-    from symopt.forms import FORMS
-    from symopt.problems import make_problem, run_forms
-    from symopt.testing import save_curves
+    from symopt.lab.curves import save_curves
+    from symopt.lab.forms import FORMS
+    from symopt.lab.problems import make_problem, run_forms
 
     iterations = args.iterations or (250 if args.quick else 300)
     out = Path(args.out)
@@ -177,4 +175,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(1 if main()["failures"] else 0)
+    with kit.limit_threads(1):
+        sys.exit(1 if main()["failures"] else 0)

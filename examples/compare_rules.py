@@ -1,15 +1,15 @@
 """The main job: every update rule of symopt, and the texts' forms, on the image data.
 
-Each form of :data:`symopt.forms.FORMS` (the library's rules, the RMSProp variants of
+Each form of :data:`symopt.lab.forms.FORMS` (the library's rules, the RMSProp variants of
 the slides and of centring, then the blog script's and the book's forms) trains the same
 784-H-10 MLP (tanh, Glorot-uniform weights, the same initial values for every form) on
 the image data with mini-batches of 100, and is scored on a validation set after every
-epoch and on the test set at the end. The data are :func:`symopt.data.load_mnist`'s:
+epoch and on the test set at the end. The data are :func:`symopt.lab.data.load_mnist`'s:
 the full Fashion-MNIST when installed, else the subset shipped with symopt (5000
 training images, of which 833 are held out for validation); ``--data`` points
 elsewhere.
 
-Learning rates go by the form's kind (:class:`symopt.forms.Form`): 0.01 for the
+Learning rates go by the form's kind (:class:`symopt.lab.forms.Form`): 0.01 for the
 gradient-proportional rules (SGD, momentum, the blog's), 1e-3 for the adaptive ones,
 1.0 for AdaDelta, except Adagrad at 0.01 (its steps shrink as the squares add up) and
 Rprop, whose learning rate is its initial step, at 1e-3. ``--lr NAME=VALUE`` changes
@@ -33,14 +33,11 @@ Outputs in ``--out`` (``results/`` by default):
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import _example_kit as kit  # noqa: E402
-
-import numpy as np  # noqa: E402
+from symopt.lab import kit
 
 KIND_LEARNING_RATES = {"gradient": 0.01, "adaptive": 1e-3, "unit": 1.0}
 LEARNING_RATE_EXCEPTIONS = {"adagrad": 0.01, "book.adagrad": 0.01, "rprop": 1e-3}
@@ -48,14 +45,14 @@ PLOTS = ["train_loss", "valid_loss", "train_accuracy", "valid_accuracy"]
 
 
 def group_of(name: str) -> str:
-    from symopt.forms import FORMS
+    from symopt.lab.forms import FORMS
 
     return {"symopt": "library"}.get(FORMS[name].source, FORMS[name].source)
 
 
 def default_forms() -> list[str]:
     """Every form except the blog's toy ``MomentumUpdate`` ones."""
-    from symopt.forms import FORMS
+    from symopt.lab.forms import FORMS
 
     return [n for n in FORMS if not n.startswith("blog.MomentumUpdate")]
 
@@ -75,7 +72,7 @@ def parse_args(argv=None):
 
 
 def selected(rules: str) -> list[str]:
-    from symopt.forms import FORMS
+    from symopt.lab.forms import FORMS
 
     forms = default_forms()
     if rules == "all":
@@ -92,7 +89,7 @@ def selected(rules: str) -> list[str]:
 
 
 def learning_rates(names: list[str], overrides: list[str]) -> dict[str, float]:
-    from symopt.forms import FORMS
+    from symopt.lab.forms import FORMS
 
     rates = {n: LEARNING_RATE_EXCEPTIONS.get(n, KIND_LEARNING_RATES[FORMS[n].kind]) for n in names}
     for item in overrides:
@@ -131,8 +128,8 @@ def bar_chart(rows: list[dict], path: Path, title: str):
 def main(argv=None) -> dict:
     """Run the comparison; return the histories by form, the rows and the output directory."""
     args = parse_args(argv)
-    from symopt import nn
-    from symopt.history import plot_histories
+    from symopt.lab import nn
+    from symopt.lab.history import plot_histories
 
     epochs = args.epochs if args.epochs is not None else (2 if args.quick else 10)
     hidden = args.hidden or (100 if args.quick else 600)
@@ -194,4 +191,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    with kit.limit_threads(1):
+        main()

@@ -15,7 +15,7 @@ This script generates the two interleaved half-moons with NumPy (``make_moons``)
 2. learning-rate decay (:mod:`symopt.schedules`): mini-batch GD at a large rate, constant
    against the note's exponential decay :math:`0.95^{epoch} \eta_0` and 1/t decay
    :math:`\eta_0 / (1 + d \cdot epoch)`;
-3. input normalisation (:func:`symopt.data.standardize`): the moons measured in "raw
+3. input normalisation (:func:`symopt.lab.data.standardize`): the moons measured in "raw
    units" (the second feature scaled by 100 and shifted by 500) trained as they are and
    standardised with the training set's statistics.
 
@@ -28,14 +28,11 @@ histories in ``histories/``, and ``results.md`` / ``.csv`` / ``.json``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import _example_kit as kit  # noqa: E402
-
-import numpy as np  # noqa: E402
+from symopt.lab import kit
 
 ASSIGNMENT_LR = 0.0007
 
@@ -71,7 +68,7 @@ def _split(x, y):
 
 
 def _train(label, updates_fn, train, valid, test, epochs, args, out, **kw):
-    from symopt import nn
+    from symopt.lab import nn
 
     net = nn.MLP([2, 5, 2, 2], activation="relu", seed=args.seed)
     return kit.fit_classifier(net, updates_fn, train, valid_data=valid, test_data=test,
@@ -83,7 +80,7 @@ def _train(label, updates_fn, train, valid, test, epochs, args, out, **kw):
 
 def optimizers(args, out, data, epochs):
     import symopt
-    from symopt.history import plot_histories
+    from symopt.lab.history import plot_histories
 
     rules = {
         "mini-batch GD": lambda loss, params: symopt.sgd(loss, params, ASSIGNMENT_LR),
@@ -106,7 +103,7 @@ def optimizers(args, out, data, epochs):
 
 def decay(args, out, data, epochs):
     import symopt
-    from symopt.history import plot_histories
+    from symopt.lab.history import plot_histories
     from symopt.schedules import Constant, ExponentialDecay, InverseTimeDecay
 
     lr0 = 0.5
@@ -134,8 +131,8 @@ def decay(args, out, data, epochs):
 
 def normalisation(args, out, data, epochs):
     import symopt
-    from symopt.data import standardize
-    from symopt.history import plot_histories
+    from symopt.lab.data import standardize
+    from symopt.lab.history import plot_histories
 
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = data
     scale = np.array([1.0, 100.0], dtype="float32")
@@ -188,4 +185,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    with kit.limit_threads(1):
+        main()

@@ -10,7 +10,7 @@ scale updates very differently"): Rprop is a full-batch method.
 This script:
 
 1. trains softmax regression (784 -> 10, zero initial weights) on the image data
-   (:func:`symopt.data.load_mnist`: the full Fashion-MNIST when installed, else the
+   (:func:`symopt.lab.data.load_mnist`: the full Fashion-MNIST when installed, else the
    embedded subset) with :func:`symopt.adam` (1e-3), :func:`symopt.adagrad` (0.01),
    :func:`symopt.nesterov_momentum` (0.01, momentum 0.9), :func:`symopt.rmsprop` (1e-3)
    and :func:`symopt.adadelta` (1.0), mini-batches of 128;
@@ -27,14 +27,11 @@ Outputs in ``--out``: ``minibatch.png``, ``fullbatch.png``, histories in
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import _example_kit as kit  # noqa: E402
-
-import numpy as np  # noqa: E402
+from symopt.lab import kit
 
 MINIBATCH_RULES = {
     # label: (rule name in symopt, learning rate, extra hyperparameters)
@@ -63,7 +60,7 @@ def parse_args(argv=None):
 
 
 def logistic_regression():
-    from symopt import nn
+    from symopt.lab import nn
 
     return nn.Dense(784, 10, activation="log_softmax", init=lambda shape, rng: np.zeros(shape),
                     name="logreg")
@@ -91,7 +88,7 @@ def _run(label, spec, data, epochs, batch_size, args, out):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from symopt.history import plot_histories
+    from symopt.lab.history import plot_histories
 
     epochs = args.epochs if args.epochs is not None else (2 if args.quick else 20)
     iterations = args.iterations or (20 if args.quick else 100)
@@ -147,4 +144,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    with kit.limit_threads(1):
+        main()

@@ -21,7 +21,7 @@ script also times one step of ESGD against one step of RMSProp, the cost the
 Hessian-vector product adds.
 
 The data come from a pluggable source: ``--data synthetic`` (the default, NumPy),
-``--data fashion-mnist`` (the images of ``symopt.data``: the full set when installed,
+``--data fashion-mnist`` (the images of ``symopt.lab.data``: the full set when installed,
 otherwise the subset shipped with symopt) or ``--data package.module:function``, a
 function taking the seed and returning ``(X, y)``. Labels with more than two values are
 reduced to the two given by ``--classes``; features are standardised.
@@ -45,6 +45,8 @@ import time
 
 import numpy as np
 
+from symopt.lab import kit
+
 # ---------------------------------------------------------------------------------------
 # data sources
 
@@ -61,12 +63,12 @@ def synthetic(seed, n_samples=4000, n_features=20):
 
 
 def fashion_mnist(seed):
-    """The training images of Fashion-MNIST from ``symopt.data``: the full set when it is
+    """The training images of Fashion-MNIST from ``symopt.lab.data``: the full set when it is
     installed, otherwise the subset shipped with symopt."""
     try:
-        from symopt import data
+        from symopt.lab import data
     except ImportError as err:
-        raise SystemExit(f"--data fashion-mnist needs symopt.data: {err}") from None
+        raise SystemExit(f"--data fashion-mnist needs symopt.lab.data: {err}") from None
     images = data.load_mnist()
     print(f"images: {images.source}")
     return images.train_x, images.train_y
@@ -364,7 +366,7 @@ def parse_args(argv=None):
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     parser.add_argument("--out", required=True, help="output directory (created)")
     parser.add_argument("--data", default="synthetic",
-                        help="'synthetic' (NumPy), 'fashion-mnist' (symopt.data) or "
+                        help="'synthetic' (NumPy), 'fashion-mnist' (symopt.lab.data) or "
                              "'package.module:function' returning (X, y)")
     parser.add_argument("--classes", type=int, nargs=2, default=(0, 1),
                         help="the two labels to keep when the data have more "
@@ -475,4 +477,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    with kit.limit_threads(1):
+        sys.exit(main() and 0)

@@ -32,14 +32,11 @@ table as Markdown, CSV and JSON, and a PNG of the curves), and the histories in
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-import _example_kit as kit  # noqa: E402
-
-import numpy as np  # noqa: E402
+from symopt.lab import kit
 
 
 def parse_args(argv=None):
@@ -80,8 +77,8 @@ def blobs(n_per_class: int, seed: int):
 
 def small_network(args, out: Path, epochs: int) -> list[dict]:
     import symopt
-    from symopt import nn
-    from symopt.history import plot_histories
+    from symopt.lab import nn
+    from symopt.lab.history import plot_histories
 
     x, y = blobs(100 if args.quick else 300, args.seed)
     n_train = int(0.8 * len(y))
@@ -118,9 +115,9 @@ def _weight_stats(net) -> dict:
 
 def overfitting(args, out: Path, data, epochs: int) -> list[dict]:
     import symopt
-    from symopt import nn
-    from symopt.history import plot_histories
-    from symopt.training import EarlyStopping
+    from symopt.lab import nn
+    from symopt.lab.history import plot_histories
+    from symopt.lab.training import EarlyStopping
 
     sizes = [784, 64, 32, 10] if args.quick else [784, 300, 100, 10]
     def rule(loss, params):
@@ -186,8 +183,8 @@ def _small_normal(shape, rng):
 
 def gradients(args, out: Path, data, epochs: int) -> list[dict]:
     import symopt
-    from symopt import nn
-    from symopt.history import plot_histories
+    from symopt.lab import nn
+    from symopt.lab.history import plot_histories
 
     hidden = [32, 32, 32, 32] if args.quick else [100, 100, 100, 100]
     sizes = [784, *hidden, 10]
@@ -260,7 +257,7 @@ def layer_grad_norms(net, x_values, y_values) -> list[float]:
     import pytensor
     import pytensor.tensor as pt
 
-    from symopt import nn
+    from symopt.lab import nn
 
     x, y = pt.matrix("x", dtype=net.params[0].dtype), pt.lvector("y")
     loss = nn.categorical_crossentropy(net.output(x, training=True), y)
@@ -295,4 +292,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    with kit.limit_threads(1):
+        main()

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from symopt.problems import FormsRun, make_problem
-from symopt.testing import load_curves
+from symopt.lab.curves import load_curves
+from symopt.lab.problems import FormsRun, make_problem
 
 RECORDED = Path(__file__).resolve().parents[1] / "tests" / "curves" / "recorded"
 

@@ -1,4 +1,4 @@
-"""Build symopt/data/fashion-mnist-subset.npz, the small Fashion-MNIST shipped with symopt.
+"""Build symopt/lab/datasets/fashion-mnist-subset.npz, the small Fashion-MNIST shipped with symopt.
 
 From the four IDX files of Fashion-MNIST (Zalando Research, MIT licence) it draws, with
 a fixed seed, 500 training images of each class (5000 in all) and 100 test images of
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from symopt.data import DEFAULT_DIRECTORY, EMBEDDED_SUBSET, _find_file, load_idx
+from symopt.lab.data import DEFAULT_DIRECTORY, EMBEDDED_SUBSET, _find_file, load_idx
 
 PER_CLASS = {"train": 500, "test": 100}
 FILES = {

@@ -6,44 +6,32 @@
 >>> losses = [float(train()) for _ in range(100)]
 >>> losses[0], losses[-1] < 1e-3
 (2.0, True)
+
+The library, layer by layer (each a module whose name says what is in it):
+
+- :mod:`symopt.transform`: the transform contract, :func:`chain`, :func:`apply` and
+  configured rules;
+- :mod:`symopt.blocks`: the building blocks (``scale_by_adam``, ``trace``, ...);
+- :mod:`symopt.rules`: the update rules and :data:`RULES`, the one registry of them;
+- :mod:`symopt.constraints`: clipping and norm constraints;
+- :mod:`symopt.wrappers`: updates to updates (momentum on top, norm constraints, the
+  NaN guard);
+- :mod:`symopt.regularization`, :mod:`symopt.schedules`, :mod:`symopt.state`;
+- :mod:`symopt.second_order`: curvature products, ESGD, vSGD, SciPy's solvers,
+  Hessian-free;
+- :mod:`symopt.fused`: the fused multi-tensor backend and compile modes;
+- :mod:`symopt.texts`: the source texts' own forms.
+
+The study kit (layers and MLPs, data, training loops, figures, the recorded curves) is
+:mod:`symopt.lab`, which ``import symopt`` does not load.
 """
 
-from symopt import texts
-from symopt.composition import apply_momentum, apply_nesterov_momentum
-from symopt.constraints import (
-    apply_norm_constraint,
-    clip,
-    clip_by_global_norm,
-    clip_by_value,
-    norm_constraint,
-    total_norm_constraint,
-)
-from symopt.grads import get_or_compute_grads
-from symopt.guards import skip_nonfinite
-from symopt.regularization import l1, l2, regularize
-from symopt.rules import (
-    ConfiguredRule,
-    adadelta,
-    adagrad,
-    adam,
-    adamax,
-    adamw,
-    amsgrad,
-    momentum,
-    nadam,
-    nesterov_momentum,
-    rmsprop,
-    rprop,
-    sgd,
-    update_rule,
-)
-from symopt.state import get_state, load_state, save_state
-from symopt.texts.blog import MomentumUpdate
-from symopt.texts.book import clip_norms
-from symopt.transforms import (
+import importlib
+import warnings
+
+from symopt import fused, schedules, second_order, texts
+from symopt.blocks import (
     add_decayed_weights,
-    apply,
-    chain,
     identity,
     negate,
     scale,
@@ -58,21 +46,92 @@ from symopt.transforms import (
     scale_by_rprop,
     trace,
 )
+from symopt.constraints import (
+    clip,
+    clip_by_global_norm,
+    clip_by_value,
+    norm_constraint,
+    total_norm_constraint,
+)
+from symopt.grads import get_or_compute_grads
+from symopt.regularization import l1, l2, regularize
+from symopt.rules import (
+    KINDS,
+    RULES,
+    adadelta,
+    adagrad,
+    adam,
+    adamax,
+    adamw,
+    amsgrad,
+    momentum,
+    nadam,
+    nesterov_momentum,
+    rmsprop,
+    rprop,
+    sgd,
+)
+from symopt.second_order import esgd, hessian_free, minimize, vsgd
+from symopt.state import get_state, load_state, save_state
+from symopt.texts.blog import MomentumUpdate
+from symopt.texts.book import clip_norms
+from symopt.transform import ConfiguredRule, Transform, apply, chain, update_rule
+from symopt.wrappers import (
+    apply_momentum,
+    apply_nesterov_momentum,
+    apply_norm_constraint,
+    skip_nonfinite,
+)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-#: The user-facing update rules, by name.
-RULES = {
-    rule.__name__: rule
-    for rule in (sgd, momentum, nesterov_momentum, adagrad, rmsprop, adadelta, adam, adamax,
-                 amsgrad, nadam, adamw, rprop)
+__all__ = [
+    # the transform contract, composition, configured rules
+    "ConfiguredRule", "Transform", "apply", "chain", "get_or_compute_grads", "update_rule",
+    # building blocks
+    "add_decayed_weights", "identity", "negate", "scale", "scale_by_adadelta",
+    "scale_by_adagrad", "scale_by_adam", "scale_by_adamax", "scale_by_amsgrad",
+    "scale_by_learning_rate", "scale_by_nadam", "scale_by_rms", "scale_by_rprop", "trace",
+    # the rules and their registry
+    "KINDS", "RULES", "adadelta", "adagrad", "adam", "adamax", "adamw", "amsgrad",
+    "momentum", "nadam", "nesterov_momentum", "rmsprop", "rprop", "sgd",
+    # clipping and constraints
+    "clip", "clip_by_global_norm", "clip_by_value", "norm_constraint",
+    "total_norm_constraint",
+    # wrappers: updates to updates
+    "apply_momentum", "apply_nesterov_momentum", "apply_norm_constraint", "skip_nonfinite",
+    # regularization, schedules, state
+    "l1", "l2", "regularize", "schedules", "get_state", "load_state", "save_state",
+    # beyond first order
+    "second_order", "esgd", "hessian_free", "minimize", "vsgd",
+    # the fused backend
+    "fused",
+    # the source texts' forms
+    "texts", "MomentumUpdate", "clip_norms",
+]
+
+#: Names that moved in 0.2.0, and where they live now. Reaching them through ``symopt``
+#: still works (with a DeprecationWarning) and loads them only then.
+MOVED = {
+    "data": "symopt.lab.data",
+    "diagnostics": "symopt.lab.diagnostics",
+    "forms": "symopt.lab.forms",
+    "history": "symopt.lab.history",
+    "nn": "symopt.lab.nn",
+    "problems": "symopt.lab.problems",
+    "progress": "symopt.lab.progress",
+    "testing": "symopt.lab.curves",
+    "training": "symopt.lab.training",
+    "modes": "symopt.fused.modes",
+    "transforms": "symopt.blocks",
+    "composition": "symopt.wrappers",
+    "guards": "symopt.wrappers",
 }
 
-# Beyond first order (issue 6): curvature, ESGD and vSGD, SciPy's solvers, Hessian-free.
-from symopt.second_order import esgd, hessian_free, minimize, vsgd  # noqa: E402
 
-# Training toolkit and data (issue 3): data sets, layers, schedules, training loop.
-from symopt import data, diagnostics, history, nn, progress, schedules, training  # noqa: E402
-
-# Many tensors and compile modes (issue 7): the fused path, measured rewrite choices.
-from symopt import fused, modes  # noqa: E402
+def __getattr__(name):
+    if name in MOVED:
+        warnings.warn(f"symopt.{name} moved to {MOVED[name]}; import it from there",
+                      DeprecationWarning, stacklevel=2)
+        return importlib.import_module(MOVED[name])
+    raise AttributeError(f"module 'symopt' has no attribute {name!r}")

@@ -2,7 +2,8 @@ r"""Clipping and norm constraints: on gradient lists, on single tensors, and as 
 
 The functions map tensors to tensors (use them on gradients before a rule, or on
 updated parameters after it); :func:`clip_by_global_norm` and :func:`clip` are the same
-operations as transforms for :func:`symopt.chain`.
+operations as transforms for :func:`symopt.chain`. Applied to a rule's updates, the norm
+constraint is :func:`symopt.wrappers.apply_norm_constraint`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
-from symopt._checks import as_scalar, check_hyper, check_params, describe
+from symopt._checks import as_scalar, check_hyper
+from symopt.transform import Transform
 
 __all__ = [
-    "apply_norm_constraint",
     "clip",
     "clip_by_global_norm",
     "clip_by_value",
@@ -127,27 +128,6 @@ def norm_constraint(tensor_var, max_norm, norm_axes=None, epsilon=1e-7):
     return x * (target / (as_scalar(epsilon, x.dtype) + norms))
 
 
-def apply_norm_constraint(updates, params, max_norm, norm_axes=None, epsilon=1e-7):
-    """Apply :func:`norm_constraint` to the updated values of ``params`` in ``updates``.
-
-    The max-norm regularisation of the slides, "after each training step", folded into
-    the same compiled update. Returns the same kind as ``updates`` (list or dict).
-    """
-    params = check_params(params)
-    pairs = list(updates.items() if isinstance(updates, dict) else updates)
-    chosen = {id(p) for p in params}
-    found = {id(var) for var, _ in pairs} & chosen
-    for p in params:
-        if id(p) not in found:
-            raise ValueError(f"{describe(p)} is in params but has no update in updates")
-    result = [
-        (var, var.type.filter_variable(norm_constraint(e, max_norm, norm_axes, epsilon))
-         if id(var) in chosen else e)
-        for var, e in pairs
-    ]
-    return type(updates)(result) if isinstance(updates, dict) else result
-
-
 def clip_by_global_norm(max_norm, epsilon=1e-7):
     """:func:`total_norm_constraint` over all steps, as a transform for :func:`symopt.chain`."""
     check_hyper(max_norm, "max_norm", low=0, low_open=True)
@@ -155,7 +135,7 @@ def clip_by_global_norm(max_norm, epsilon=1e-7):
     def transform(steps, params):
         return total_norm_constraint(steps, max_norm, epsilon), []
 
-    return transform
+    return Transform(transform, elementwise=False, name="clip_by_global_norm")
 
 
 def clip(max_delta):
@@ -165,4 +145,4 @@ def clip(max_delta):
     def transform(steps, params):
         return clip_by_value(steps, -max_delta, max_delta), []
 
-    return transform
+    return Transform(transform, elementwise=True, name="clip")

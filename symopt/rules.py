@@ -9,13 +9,8 @@ chained after gradient transforms.
 
 from __future__ import annotations
 
-import functools
-import inspect
-
-from symopt.transforms import (
+from symopt.blocks import (
     add_decayed_weights,
-    apply,
-    chain,
     identity,
     negate,
     scale_by_adadelta,
@@ -29,9 +24,11 @@ from symopt.transforms import (
     scale_by_rprop,
     trace,
 )
+from symopt.transform import chain, update_rule
 
 __all__ = [
-    "ConfiguredRule",
+    "KINDS",
+    "RULES",
     "adadelta",
     "adagrad",
     "adam",
@@ -44,78 +41,37 @@ __all__ = [
     "rmsprop",
     "rprop",
     "sgd",
-    "update_rule",
 ]
 
+#: What scale a rule's learning rate lives on, so that studies can give every rule of a
+#: kind the same one: ``"gradient"`` (the step is proportional to the gradient: SGD and
+#: momentum), ``"adaptive"`` (the step is about the learning rate whatever the
+#: gradient: Adam's family, RMSProp, Adagrad, Rprop) and ``"unit"`` (AdaDelta, whose
+#: learning rate is a plain factor around 1).
+KINDS = ("gradient", "adaptive", "unit")
 
-class ConfiguredRule:
-    """An update rule with its hyperparameters set, waiting for a loss and parameters.
-
-    Calling it, ``rule(loss_or_grads, params)``, returns the updates. Its ``transform``
-    attribute is the underlying gradient transform, so it can also be passed to
-    :func:`symopt.chain`.
-    """
-
-    def __init__(self, name, transform, hyperparameters, fuse=False):
-        self.name = name
-        self.transform = transform
-        self.hyperparameters = dict(hyperparameters)
-        self.fuse = fuse
-
-    def __call__(self, loss_or_grads, params, fuse=None):
-        """The updates; ``fuse`` defaults to the one the rule was configured with, so
-        ``pm.fit(obj_optimizer=symopt.adam(learning_rate=0.01, fuse=True))`` fuses."""
-        return apply(self.transform, loss_or_grads, params,
-                     fuse=self.fuse if fuse is None else fuse)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
-        return f"{self.name}({args})"
+#: Every update rule of the library, by name, in the order of the rule table: the one
+#: registry the lab's forms, the tests and the benchmarks read. Each rule carries
+#: ``rule.kind`` (one of :data:`KINDS`) and ``rule.stochastic`` (whether it suits noisy
+#: mini-batch gradients; Rprop, which acts on their signs, is a full-batch rule).
+RULES = {}
 
 
-def update_rule(build):
-    """Turn ``build(**hyperparameters) -> transform`` into a user-facing update rule.
+def _registered(kind, stochastic=True):
+    """:func:`symopt.update_rule`, and an entry in :data:`RULES`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
-    The rule takes ``loss_or_grads`` and ``params`` first, then the hyperparameters of
-    ``build`` (by position or name), and either applies the transform or, given neither a
-    loss nor params, returns a :class:`ConfiguredRule`. Hyperparameters are checked
-    when the rule is called, in both cases. The keyword ``fuse`` chooses the per-tensor
-    or the fused multi-tensor path (see :func:`symopt.apply`).
-    """
-    hyper_signature = inspect.signature(build)
+    def register(build):
+        rule = update_rule(build)
+        rule.kind, rule.stochastic = kind, stochastic
+        RULES[rule.__name__] = rule
+        return rule
 
-    @functools.wraps(build)
-    def rule(loss_or_grads=None, params=None, *args, fuse=False, **kwargs):
-        bound = hyper_signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        transform = build(*bound.args, **bound.kwargs)
-        if loss_or_grads is None and params is None:
-            return ConfiguredRule(build.__name__, transform, bound.arguments, fuse=fuse)
-        if params is None:
-            raise ValueError(
-                f"{build.__name__}: loss_or_grads was given without params; pass the list "
-                "of shared variables to update"
-            )
-        if loss_or_grads is None:
-            raise ValueError(
-                f"{build.__name__}: params were given without loss_or_grads; pass a scalar "
-                "loss or one gradient per parameter"
-            )
-        return apply(transform, loss_or_grads, params, fuse=fuse)
-
-    leading = [
-        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
-        for name in ("loss_or_grads", "params")
-    ]
-    fuse = inspect.Parameter("fuse", inspect.Parameter.KEYWORD_ONLY, default=False)
-    rule.__signature__ = hyper_signature.replace(
-        parameters=leading + list(hyper_signature.parameters.values()) + [fuse]
-    )
-    rule.build = build
-    return rule
+    return register
 
 
-@update_rule
+@_registered("gradient")
 def sgd(learning_rate=1e-3):
     r"""Stochastic gradient descent.
 
@@ -147,7 +103,7 @@ def sgd(learning_rate=1e-3):
     return scale_by_learning_rate(learning_rate)
 
 
-@update_rule
+@_registered("gradient")
 def momentum(learning_rate=1e-3, momentum=0.9):
     r"""SGD with classical momentum (Polyak, 1964), as in Lasagne and PyMC.
 
@@ -168,7 +124,7 @@ def momentum(learning_rate=1e-3, momentum=0.9):
     return chain(scale_by_learning_rate(learning_rate), trace(momentum))
 
 
-@update_rule
+@_registered("gradient")
 def nesterov_momentum(learning_rate=1e-3, momentum=0.9):
     r"""SGD with Nesterov's accelerated gradient, in the form of Sutskever et al. (2013).
 
@@ -191,7 +147,7 @@ def nesterov_momentum(learning_rate=1e-3, momentum=0.9):
     return chain(scale_by_learning_rate(learning_rate), trace(momentum, nesterov=True))
 
 
-@update_rule
+@_registered("adaptive")
 def adagrad(learning_rate=1.0, epsilon=1e-6):
     r"""Adagrad (Duchi et al., 2011), epsilon inside the root as in Lasagne and PyMC.
 
@@ -209,7 +165,7 @@ def adagrad(learning_rate=1.0, epsilon=1e-6):
     return chain(scale_by_adagrad(epsilon), scale_by_learning_rate(learning_rate))
 
 
-@update_rule
+@_registered("adaptive")
 def rmsprop(learning_rate=1.0, rho=0.9, epsilon=1e-6, momentum=0.0, centered=False):
     r"""RMSProp (Tieleman & Hinton, 2012), optionally with momentum and centred.
 
@@ -243,7 +199,7 @@ def _nonzero(value):
     return not isinstance(value, (int, float)) or value != 0
 
 
-@update_rule
+@_registered("unit")
 def adadelta(learning_rate=1.0, rho=0.95, epsilon=1e-6):
     r"""AdaDelta (Zeiler, 2012), as in Lasagne, PyMC and the book.
 
@@ -264,7 +220,7 @@ def adadelta(learning_rate=1.0, rho=0.95, epsilon=1e-6):
     return chain(scale_by_adadelta(rho, epsilon), scale_by_learning_rate(learning_rate))
 
 
-@update_rule
+@_registered("adaptive")
 def adam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     r"""Adam (Kingma & Ba, 2015), Algorithm 1 of the paper.
 
@@ -291,7 +247,7 @@ def adam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     return chain(scale_by_adam(beta1, beta2, epsilon), scale_by_learning_rate(learning_rate))
 
 
-@update_rule
+@_registered("adaptive")
 def adamax(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     r"""AdaMax (Kingma & Ba, 2015, section 7.1), as in Lasagne, PyMC and the lecture.
 
@@ -312,7 +268,7 @@ def adamax(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     return chain(scale_by_adamax(beta1, beta2, epsilon), scale_by_learning_rate(learning_rate))
 
 
-@update_rule
+@_registered("adaptive")
 def amsgrad(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     r"""AMSGrad (Reddi et al., 2018): Adam whose second moment never decreases.
 
@@ -333,7 +289,7 @@ def amsgrad(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     return chain(scale_by_amsgrad(beta1, beta2, epsilon), scale_by_learning_rate(learning_rate))
 
 
-@update_rule
+@_registered("adaptive")
 def nadam(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     r"""NAdam (Dozat, 2016): Adam with Nesterov momentum, constant :math:`\beta_1`.
 
@@ -354,7 +310,7 @@ def nadam(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     return chain(scale_by_nadam(beta1, beta2, epsilon), scale_by_learning_rate(learning_rate))
 
 
-@update_rule
+@_registered("adaptive")
 def adamw(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay=1e-2):
     r"""AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay.
 
@@ -376,7 +332,7 @@ def adamw(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay
                  add_decayed_weights(weight_decay), scale_by_learning_rate(learning_rate))
 
 
-@update_rule
+@_registered("adaptive", stochastic=False)
 def rprop(learning_rate=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
     r"""Rprop (Riedmiller & Braun, 1993), the iRprop- form of ``torch.optim.Rprop``.
 

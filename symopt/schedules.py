@@ -277,7 +277,7 @@ class ReduceOnPlateau(Schedule):
     cooldown : int, default 0
         Epochs after a reduction that do not count towards ``patience``.
     monitor : str, default "train_loss"
-        The metric :func:`symopt.training.train` passes to :meth:`step`.
+        The metric :func:`symopt.lab.training.train` passes to :meth:`step`.
     minimum, name, dtype
         See :class:`Schedule`.
 

@@ -15,6 +15,22 @@ from symopt.second_order.curvature import (
     jacobian_vector_product,
     require_loss,
 )
+from symopt.second_order.hessian_free import HessianFree, HFStep, conjugate_gradient, hessian_free
 from symopt.second_order.rules import esgd, scale_by_equilibration, scale_by_vsgd, vsgd
 from symopt.second_order.solvers import minimize
-from symopt.second_order.hessian_free import HessianFree, HFStep, conjugate_gradient, hessian_free
+
+__all__ = [
+    "HFStep",
+    "HessianFree",
+    "conjugate_gradient",
+    "esgd",
+    "gauss_newton_vector_product",
+    "hessian_free",
+    "hessian_vector_product",
+    "jacobian_vector_product",
+    "minimize",
+    "require_loss",
+    "scale_by_equilibration",
+    "scale_by_vsgd",
+    "vsgd",
+]

@@ -21,10 +21,10 @@ from pytensor.graph.replace import clone_replace
 from pytensor.ifelse import ifelse
 
 from symopt._checks import as_scalar, check_hyper, like_param
-from symopt.rules import ConfiguredRule, update_rule
+from symopt.blocks import negate, scale_by_learning_rate
 from symopt.second_order.curvature import _hvp_from_grads, depends_on, require_loss
 from symopt.state import param_state, step_counter, tag_state
-from symopt.transforms import chain, negate, scale_by_learning_rate
+from symopt.transform import ConfiguredRule, Transform, chain, update_rule
 
 __all__ = ["esgd", "scale_by_equilibration", "scale_by_vsgd", "vsgd"]
 
@@ -155,7 +155,7 @@ def scale_by_equilibration(damping=1e-4, every=20, seed=None, probe="normal"):
         state = list(zip(squares, new_squares)) + [(rng, next_rng), (t, t_new)]
         return new_steps, state
 
-    return transform
+    return Transform(transform, elementwise=False, name="scale_by_equilibration")
 
 
 def scale_by_vsgd(slow_start=2.0, outlier_level=2.0, epsilon=1e-9):
@@ -247,15 +247,15 @@ def scale_by_vsgd(slow_start=2.0, outlier_level=2.0, epsilon=1e-9):
                       (memory, (1 - signal) * tau + 1)]
         return new_steps, state + [(t, t + 1)]
 
-    return transform
+    return Transform(transform, elementwise=False, name="scale_by_vsgd")
 
 
 class LossRule(ConfiguredRule):
     """A configured rule that needs the loss itself; given gradients, it raises."""
 
-    def __call__(self, loss_or_grads, params):
+    def __call__(self, loss_or_grads, params, fuse=None):
         require_loss(loss_or_grads, self.name)
-        return super().__call__(loss_or_grads, params)
+        return super().__call__(loss_or_grads, params, fuse=fuse)
 
 
 def _needs_loss(build):
@@ -268,7 +268,7 @@ def _needs_loss(build):
             require_loss(loss_or_grads, build.__name__)
         result = rule(loss_or_grads, params, *args, **kwargs)
         if isinstance(result, ConfiguredRule):
-            return LossRule(result.name, result.transform, result.hyperparameters)
+            return LossRule(result.name, result, result.hyperparameters, fuse=result.fuse)
         return result
 
     checked.__signature__ = rule.__signature__
@@ -327,8 +327,9 @@ def esgd(learning_rate=0.1, damping=1e-4, every=20, seed=None, probe="normal"):
 
     State: ``<param>.hv_mean_square``, ``esgd.t`` and ``esgd.rng``, a shared NumPy
     ``Generator`` whose update is in the returned list (PyTensor 3 no longer applies
-    ``default_update``). :func:`symopt.save_state` cannot yet write a ``Generator`` in a
-    form :func:`symopt.load_state` reads back.
+    ``default_update``). :func:`symopt.save_state` writes the generator's state with the
+    rest, and :func:`symopt.load_state` restores it, so a run resumes bit for bit
+    (``tests/second_order/test_state_resume.py``).
 
     Examples
     --------

@@ -15,17 +15,17 @@ import pytensor
 import pytest
 
 import symopt
-from symopt.grads import get_or_compute_grads
-from symopt.transforms import (
-    apply,
-    chain,
+from symopt.blocks import (
     scale_by_adam,
     scale_by_learning_rate,
     scale_by_rms,
     trace,
 )
+from symopt.grads import get_or_compute_grads
+from symopt.lab import reference
+from symopt.lab.rulebook import ROWS
+from symopt.transform import apply, chain
 
-from . import reference
 from .toys import Quadratic, step_function, values
 
 STEPS = 10
@@ -133,7 +133,7 @@ def test_chain_equals_applying_each_transform_by_hand(problem):
     state = []
     for block in (symopt.clip(0.5), scale_by_rms(rho=0.8), scale_by_learning_rate(0.02),
                   trace(0.9)):
-        steps, block_state = block(steps, b)
+        steps, block_state = block.transform(steps, b)
         state += block_state
     by_hand = [(p, p + s) for p, s in zip(b, steps)] + state
 
@@ -204,5 +204,5 @@ def test_precomputed_gradients_equal_the_loss(problem, name):
     grads = pytensor.grad(problem.loss(b), b)
     ups = (symopt.RULES[name](problem.loss(a), a, learning_rate=0.05)
            + symopt.RULES[name](grads, b, learning_rate=0.05))
-    run_side_by_side(ups, a, b, reference_check(problem, reference.RULES[name](
+    run_side_by_side(ups, a, b, reference_check(problem, ROWS[name].reference(
         problem.initial(), learning_rate=0.05)))

@@ -10,7 +10,8 @@ import pytensor.tensor as pt
 import pytest
 
 import symopt
-from symopt.transforms import apply, chain, scale_by_learning_rate
+from symopt.blocks import scale_by_learning_rate
+from symopt.transform import apply, chain
 
 EPS = 1e-7  # the default epsilon of the norm constraints
 

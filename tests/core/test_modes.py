@@ -1,4 +1,4 @@
-"""symopt.modes: the training modes' rewrite choices do what their reasons say."""
+"""symopt.fused.modes: the training modes' rewrite choices do what their reasons say."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.fg import FunctionGraph
 
 import symopt
-from symopt.fused import graph_inputs  # PyTensor 2 and 3 keep it in different modules
+from symopt.fused.lowering import graph_inputs  # PyTensor 2 and 3 keep it in different modules
 
 
 def _mlp_products(mode):
@@ -40,23 +40,23 @@ def _mlp_products(mode):
 def test_c_training_mode_computes_each_product_once():
     # forward X W1 and h W2; backward h^T d, d W2^T and X^T dh: five products
     default = _mlp_products(get_mode("CVM"))
-    ours = _mlp_products(symopt.modes.training_mode("c"))
+    ours = _mlp_products(symopt.fused.modes.training_mode("c"))
     assert sum(default.values()) == 7 and default["Dot22Scalar"] == 2
     assert sum(ours.values()) == 5 and "Dot22Scalar" not in ours
 
 
 def test_default_backend_and_bad_backend():
-    mode = symopt.modes.training_mode()
+    mode = symopt.fused.modes.training_mode()
     assert type(mode.linker).__name__ == type(pytensor.compile.mode.get_default_mode().linker).__name__
     with pytest.raises(ValueError, match="backend must be one of"):
-        symopt.modes.training_mode("gpu")
+        symopt.fused.modes.training_mode("gpu")
 
 
 # --- BLAS for the C backend ---------------------------------------------------------------
 
 
 def test_find_blas_prefers_openblas_and_links_outside_dirs(tmp_path):
-    from symopt.modes import find_blas
+    from symopt.fused.modes import find_blas
 
     assert find_blas([str(tmp_path)]) == ""
     (tmp_path / "libopenblas.so.0").touch()  # the runtime package alone: not linkable
@@ -68,39 +68,39 @@ def test_find_blas_prefers_openblas_and_links_outside_dirs(tmp_path):
 
 
 def test_configure_blas_sets_the_flags_it_finds(monkeypatch):
-    monkeypatch.setattr(symopt.modes, "find_blas", lambda: "-lopenblas")
+    monkeypatch.setattr(symopt.fused.modes, "find_blas", lambda: "-lopenblas")
     with pytensor.config.change_flags(blas__ldflags=""):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            assert symopt.modes.configure_blas() == "-lopenblas"
+            assert symopt.fused.modes.configure_blas() == "-lopenblas"
         assert pytensor.config.blas__ldflags == "-lopenblas"
 
 
 def test_configure_blas_warns_when_there_is_none(monkeypatch):
-    monkeypatch.setattr(symopt.modes, "find_blas", lambda: "")
+    monkeypatch.setattr(symopt.fused.modes, "find_blas", lambda: "")
     with pytensor.config.change_flags(blas__ldflags=""):
-        with pytest.warns(symopt.modes.NoBlasWarning, match="apt-get install libopenblas-dev"):
-            assert symopt.modes.training_mode("c") is not None
+        with pytest.warns(symopt.fused.modes.NoBlasWarning, match="apt-get install libopenblas-dev"):
+            assert symopt.fused.modes.training_mode("c") is not None
         assert pytensor.config.blas__ldflags == ""
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            symopt.modes.training_mode("numba")  # Numba needs no BLAS: no warning
+            symopt.fused.modes.training_mode("numba")  # Numba needs no BLAS: no warning
 
 
 def test_configure_blas_keeps_flags_already_set(monkeypatch):
-    monkeypatch.setattr(symopt.modes, "find_blas", lambda: pytest.fail("should not search"))
+    monkeypatch.setattr(symopt.fused.modes, "find_blas", lambda: pytest.fail("should not search"))
     with pytensor.config.change_flags(blas__ldflags="-lmyblas"):
-        assert symopt.modes.configure_blas() == "-lmyblas"
+        assert symopt.fused.modes.configure_blas() == "-lmyblas"
         assert pytensor.config.blas__ldflags == "-lmyblas"
 
 
 def test_configured_blas_compiles_a_matrix_product_in_c():
     """On this machine (the scripts install Debian's OpenBLAS), the flags found link."""
-    flags = symopt.modes.find_blas()
+    flags = symopt.fused.modes.find_blas()
     if not flags:
         pytest.skip("no BLAS installed here")
     with pytensor.config.change_flags(blas__ldflags=""):
-        assert symopt.modes.configure_blas() == flags
+        assert symopt.fused.modes.configure_blas() == flags
         A = pt.matrix("A", dtype="float64")
         f = pytensor.function([A], A @ A.T, mode="C")
         a = np.arange(6.0).reshape(2, 3)

@@ -7,6 +7,7 @@ import pytensor
 import pytest
 
 import symopt
+from symopt.lab.rulebook import ROWS, state_names
 from symopt.state import StateTag, state_tag
 
 from .toys import Quadratic, step_function, values
@@ -17,30 +18,16 @@ def problem():
     return Quadratic(seed=4)
 
 
-STATE_NAMES = {
-    "sgd": [],
-    "momentum": ["W.velocity", "b.velocity"],
-    "nesterov_momentum": ["W.velocity", "b.velocity"],
-    "adagrad": ["W.sum_square", "b.sum_square"],
-    "rmsprop": ["W.mean_square", "b.mean_square"],
-    "adadelta": ["W.mean_square", "W.mean_square_delta", "b.mean_square", "b.mean_square_delta"],
-    "adam": ["W.m", "W.v", "b.m", "b.v", "adam.t"],
-    "adamax": ["W.m", "W.u", "b.m", "b.u", "adamax.t"],
-    "amsgrad": ["W.m", "W.v", "W.v_max", "b.m", "b.v", "b.v_max", "amsgrad.t"],
-    "nadam": ["W.m", "W.v", "b.m", "b.v", "nadam.t"],
-    "adamw": ["W.m", "W.v", "b.m", "b.v", "adamw.t"],
-    "rprop": ["W.prev_grad", "W.step_size", "b.prev_grad", "b.step_size", "rprop.t"],
-}
 
 
 @pytest.mark.parametrize("name", sorted(symopt.RULES))
 def test_state_names_and_tags(problem, name):
     W, b = params = problem.shared()
     updates = symopt.RULES[name](problem.loss(params), params)
-    assert [var.name for var, _ in updates] == ["W", "b"] + STATE_NAMES[name]
+    assert [var.name for var, _ in updates] == ["W", "b"] + state_names(name)
     state = symopt.get_state(updates)
-    assert list(state) == STATE_NAMES[name]
-    assert list(symopt.get_state(updates, include_params=True)) == ["W", "b"] + STATE_NAMES[name]
+    assert list(state) == state_names(name)
+    assert list(symopt.get_state(updates, include_params=True)) == ["W", "b"] + state_names(name)
     for key, var in state.items():
         tag = state_tag(var)
         owner, role = key.rsplit(".", 1)
@@ -97,14 +84,9 @@ def test_two_parameters_with_one_name_get_distinct_keys():
 # save_state / load_state
 # --------------------------------------------------------------------------------------
 
-RESUME_CASES = [  # (rule, hyperparameters, wrapped in skip_nonfinite)
-    ("adam", {"learning_rate": 0.05}, False),
-    ("adam", {"learning_rate": 0.05}, True),
-    ("rprop", {"learning_rate": 0.1}, False),
-    ("momentum", {"learning_rate": 0.05}, False),
-    ("rmsprop", {"learning_rate": 0.01, "momentum": 0.5, "centered": True}, False),
-    ("amsgrad", {"learning_rate": 0.05, "beta2": 0.9}, False),
-]
+RESUME_CASES = [  # (rule, hyperparameters, wrapped in skip_nonfinite): the rows' own,
+    (name, row.resume, False) for name, row in ROWS.items() if row.resume is not None
+] + [("adam", ROWS["adam"].resume, True)]  # and Adam behind the NaN guard
 
 
 def build(problem, name, kwargs, guard=False):

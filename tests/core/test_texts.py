@@ -16,9 +16,9 @@ import pytensor.tensor as pt
 import pytest
 
 import symopt
+from symopt.lab import reference
 from symopt.texts import blog, book
 
-from . import reference
 from .toys import Quadratic, step_function, values
 
 STEPS = 12

@@ -93,3 +93,32 @@ def values(params):
 def step_function(updates, inputs=()):
     """A compiled training step with no outputs."""
     return pytensor.function(list(inputs), [], updates=updates)
+
+
+_TOGETHER = {}
+
+
+def run_together(key, cases, build, steps, ids=None):
+    """Step many independent cases in one compiled function; their values after each step.
+
+    ``build(case)`` returns ``(params, updates)`` for one case, on parameters of its own.
+    The function is compiled and run once per ``key`` in a test process, and the result,
+    ``{case id: [values after step 1, after step 2, ...]}``, is shared by the tests that
+    ask for the same key: one compilation serves every rule.
+    """
+    if key not in _TOGETHER:
+        ids = ids or [case_id(c) for c in cases]
+        built = [build(case) for case in cases]
+        step = step_function([u for _, updates in built for u in updates])
+        trajectories = {i: [] for i in ids}
+        for _ in range(steps):
+            step()
+            for i, (params, _) in zip(ids, built, strict=True):
+                trajectories[i].append(values(params))
+        _TOGETHER[key] = trajectories
+    return _TOGETHER[key]
+
+
+def case_id(case):
+    name, kwargs = case
+    return name + "".join(f"-{k}={v}" for k, v in kwargs.items())

@@ -1,9 +1,9 @@
 """Every update form against its recorded curves, on every problem, dtype and backend.
 
 The curves live in ``tests/curves/recorded/<problem>-<dtype>-<backend>.json``, each with
-its tolerance envelope (see :mod:`symopt.testing` for why, and tests/curves/README.md for
+its tolerance envelope (see :mod:`symopt.lab.curves` for why, and tests/curves/README.md for
 what was measured). One compiled function trains all forms of a case side by side
-(:class:`symopt.problems.FormsRun`); each case's tests share it, so a case compiles once.
+(:class:`symopt.lab.problems.FormsRun`); each case's tests share it, so a case compiles once.
 Re-record deliberately, after checking why the curves moved, with::
 
     .venv/bin/python -m pytest tests/curves --record-curves --runslow -p no:xdist
@@ -27,10 +27,8 @@ from pathlib import Path
 
 import pytest
 
-import symopt.transforms
-from symopt.forms import FORMS
-from symopt.problems import FormsRun, make_problem, run_forms
-from symopt.testing import (
+import symopt.blocks
+from symopt.lab.curves import (
     Jitter,
     compare_curves,
     load_curves,
@@ -38,6 +36,8 @@ from symopt.testing import (
     recording,
     save_curves,
 )
+from symopt.lab.forms import FORMS
+from symopt.lab.problems import FormsRun, make_problem, run_forms
 
 RECORDED = Path(__file__).parent / "recorded"
 FAST_PROBLEMS = ("toy", "quadratic", "rosenbrock")
@@ -91,7 +91,7 @@ def failures(recorded, curves, **compare):
     return out
 
 
-@pytest.mark.parametrize("problem, dtype, backend", _cases())
+@pytest.mark.parametrize("problem, dtype, backend", list(_cases()))
 def test_every_form_matches_its_recorded_curve(problem, dtype, backend):
     run = runner(problem, dtype, backend)
     path = path_for(problem, dtype, backend)
@@ -107,7 +107,7 @@ def test_every_form_matches_its_recorded_curve(problem, dtype, backend):
 
 
 @pytest.mark.skipif(recording(), reason="nothing to compare while re-recording")
-@pytest.mark.parametrize("problem, dtype, backend", _cases())
+@pytest.mark.parametrize("problem, dtype, backend", list(_cases()))
 def test_a_rounding_difference_stays_inside_the_envelope(problem, dtype, backend):
     """A replay jittered by a few ulps before every step, with a seed the recording
     never used, passes every form: rounding alone does not fail a curve."""
@@ -117,7 +117,7 @@ def test_a_rounding_difference_stays_inside_the_envelope(problem, dtype, backend
 
 
 @pytest.mark.skipif(recording(), reason="nothing to compare while re-recording")
-@pytest.mark.parametrize("problem, dtype, backend", _cases())
+@pytest.mark.parametrize("problem, dtype, backend", list(_cases()))
 def test_a_changed_gradient_fails_within_the_first_steps(problem, dtype, backend):
     """float64: a change of one part in 10^4 of the gradient fails every form but the
     sign-only ones, each within its first ten steps. float32 resolves less: the two
@@ -139,7 +139,7 @@ def test_a_changed_gradient_fails_within_the_first_steps(problem, dtype, backend
         assert not late, f"caught only after step {within}: {late}"
 
 
-@pytest.mark.parametrize("problem, dtype, backend", _cases())
+@pytest.mark.parametrize("problem, dtype, backend", list(_cases()))
 def test_the_recording_covers_every_form(problem, dtype, backend):
     path = path_for(problem, dtype, backend)
     assert path.exists(), f"missing {path.name}: record it with --record-curves"
@@ -157,12 +157,12 @@ def test_the_recording_covers_every_form(problem, dtype, backend):
 @pytest.mark.skipif(recording(), reason="nothing to compare while re-recording")
 def test_a_changed_constant_fails_with_the_step_where_curves_part(monkeypatch):
     """Break Adam's second-moment decay slightly: the recorded curve must catch it."""
-    original = symopt.transforms._moments
+    original = symopt.blocks._moments
 
     def broken(g, p, b1, b2, rule):
         return original(g, p, b1, b2 * 0.9999, rule)
 
-    monkeypatch.setattr(symopt.transforms, "_moments", broken)
+    monkeypatch.setattr(symopt.blocks, "_moments", broken)
     [curve] = run_forms(make_problem("rosenbrock", "float64"), ["adam"], backend="numba").values()
     recorded = load_curves(path_for("rosenbrock", "float64", "numba"))["adam"]
     result = compare_curves(recorded, curve)

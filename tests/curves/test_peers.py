@@ -14,9 +14,9 @@ on the ill-conditioned quadratic and on Rosenbrock, and there the rounding diffe
 grows exponentially (past 1e-7 after ~65 steps on Rosenbrock, ~120 on the quadratic).
 Fifty steps is long enough for any difference of equation or constant to show (those
 part the curves within the first three steps) and short enough for chaos not to.
-Rules where a peer's equation differs are not paired with it (torch's Adagrad and RMSProp
-put epsilon outside the root; its Adamax adds epsilon inside the max; its NAdam uses a
-momentum schedule).
+The pairings are the peers of each rule's row in :data:`symopt.lab.rulebook.ROWS`;
+rules where a peer's equation differs are not paired with it, and the row says why
+(``unpaired``).
 """
 
 from pathlib import Path
@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symopt.problems import make_problem
-from symopt.testing import load_curves
+from symopt.lab.curves import load_curves
+from symopt.lab.forms import FORMS
+from symopt.lab.rulebook import ROWS, peer
+from symopt.lab.problems import make_problem
 
 RECORDED = Path(__file__).parent / "recorded"
 PROBLEMS = ("toy", "quadratic", "rosenbrock")
@@ -50,43 +52,27 @@ def _loss_fn(problem, xp):
     return lambda x: 0.5 * ((x - x_star) @ (a @ (x - x_star)))
 
 
+def paired(library):
+    """The library forms (rules and their variants) whose rule ``library`` also computes."""
+    return [name for name, form in FORMS.items()
+            if form.source == "symopt" and library in ROWS[form.target.__name__].peers]
+
+
+def peer_of(library, form, module, hyperparameters):
+    return peer(library, FORMS[form].target.__name__, module, hyperparameters)
+
+
 # -- torch.optim -------------------------------------------------------------------------
 
-TORCH = {
-    "sgd": lambda t, h: t.optim.SGD,
-    "momentum": lambda t, h: t.optim.SGD,
-    "nesterov_momentum": lambda t, h: t.optim.SGD,
-    "adam": lambda t, h: t.optim.Adam,
-    "amsgrad": lambda t, h: t.optim.Adam,
-    "adamw": lambda t, h: t.optim.AdamW,
-    "rprop": lambda t, h: t.optim.Rprop,
-}
-
-
-def _torch_kwargs(form, h):
-    lr = h["learning_rate"]
-    if form == "sgd":
-        return {"lr": lr}
-    if form in ("momentum", "nesterov_momentum"):
-        return {"lr": lr, "momentum": h["momentum"], "nesterov": form == "nesterov_momentum"}
-    if form == "rprop":
-        return {"lr": lr, "etas": tuple(h["etas"]), "step_sizes": tuple(h["step_sizes"])}
-    kwargs = {"lr": lr, "betas": (h["beta1"], h["beta2"]), "eps": h["epsilon"]}
-    if form == "amsgrad":
-        kwargs["amsgrad"] = True
-    if form == "adamw":
-        kwargs["weight_decay"] = h["weight_decay"]
-    return kwargs
-
-
 @pytest.mark.parametrize("problem_name", PROBLEMS)
-@pytest.mark.parametrize("form", sorted(TORCH))
+@pytest.mark.parametrize("form", paired("torch"))
 def test_recorded_curve_agrees_with_torch_optim(problem_name, form):
     torch = pytest.importorskip("torch", reason="torch is an optional test dependency")
     problem = make_problem(problem_name, "float64")
     curve = recorded(problem_name, form)
     x = torch.tensor(problem.initial[0][1].copy(), requires_grad=True)
-    opt = TORCH[form](torch, None)([x], **_torch_kwargs(form, curve.metadata["hyperparameters"]))
+    optimizer, kwargs = peer_of("torch", form, torch, curve.metadata["hyperparameters"])
+    opt = optimizer([x], **kwargs)
     loss_fn, losses = _loss_fn(problem, torch), []
     for _ in range(STEPS):
         opt.zero_grad()
@@ -99,31 +85,8 @@ def test_recorded_curve_agrees_with_torch_optim(problem_name, form):
 
 # -- optax ---------------------------------------------------------------------------------
 
-def _optax_rule(optax, form, h):
-    lr = h["learning_rate"]
-    adam_like = {"b1": h.get("beta1"), "b2": h.get("beta2"), "eps": h.get("epsilon")}
-    return {
-        "adagrad": lambda: optax.adagrad(lr, initial_accumulator_value=0.0, eps=h["epsilon"]),
-        "rmsprop": lambda: optax.rmsprop(lr, decay=h["rho"], eps=h["epsilon"]),
-        "rmsprop(centered)": lambda: optax.rmsprop(lr, decay=h["rho"], eps=h["epsilon"],
-                                                   centered=True),
-        "rmsprop(tf, momentum)": lambda: optax.rmsprop(lr, decay=h["rho"], eps=h["epsilon"],
-                                                       momentum=h["momentum"]),
-        "adadelta": lambda: optax.adadelta(lr, rho=h["rho"], eps=h["epsilon"]),
-        "adam": lambda: optax.adam(lr, **adam_like),
-        "adamax": lambda: optax.adamax(lr, **adam_like),
-        "nadam": lambda: optax.nadam(lr, **adam_like),
-        "adamw": lambda: optax.adamw(lr, **adam_like, weight_decay=h["weight_decay"]),
-        "sgd": lambda: optax.sgd(lr),
-    }[form]()
-
-
-OPTAX_FORMS = ("adagrad", "rmsprop", "rmsprop(centered)", "rmsprop(tf, momentum)", "adadelta",
-               "adam", "adamax", "nadam", "adamw", "sgd")
-
-
 @pytest.mark.parametrize("problem_name", PROBLEMS)
-@pytest.mark.parametrize("form", OPTAX_FORMS)
+@pytest.mark.parametrize("form", paired("optax"))
 def test_recorded_curve_agrees_with_optax(problem_name, form):
     optax = pytest.importorskip("optax", reason="optax is an optional test dependency")
     import jax
@@ -132,7 +95,7 @@ def test_recorded_curve_agrees_with_optax(problem_name, form):
     jax.config.update("jax_enable_x64", True)
     problem = make_problem(problem_name, "float64")
     curve = recorded(problem_name, form)
-    rule = _optax_rule(optax, form, curve.metadata["hyperparameters"])
+    rule = peer_of("optax", form, optax, curve.metadata["hyperparameters"])
     loss_and_grad = jax.jit(jax.value_and_grad(_loss_fn(problem, jnp)))
     x = jnp.asarray(problem.initial[0][1], dtype=jnp.float64)
     state, losses = rule.init(x), []
@@ -142,3 +105,12 @@ def test_recorded_curve_agrees_with_optax(problem_name, form):
         updates, state = rule.update(g, state, x)
         x = optax.apply_updates(x, updates)
     np.testing.assert_allclose(losses, curve.values["loss"][:STEPS], rtol=RTOL, atol=ATOL)
+
+
+def test_the_pairings_cover_what_the_peers_are_known_to_compute():
+    """Each pairing that was checked once stays checked (the list only grows)."""
+    assert set(paired("torch")) >= {"sgd", "momentum", "nesterov_momentum", "adam", "amsgrad",
+                                    "adamw", "rprop"}
+    assert set(paired("optax")) >= {"sgd", "adagrad", "rmsprop", "rmsprop(centered)",
+                                    "rmsprop(tf, momentum)", "adadelta", "adam", "adamax",
+                                    "nadam", "adamw"}

@@ -117,7 +117,7 @@ def test_compare_rules_writes_the_results(example, tmp_path):
 def test_compare_rules_covers_every_form(example):
     compare = example("compare_rules")
     from symopt import RULES
-    from symopt.forms import FORMS
+    from symopt.lab.forms import FORMS
 
     names = compare.selected("all")
     assert set(RULES) <= set(names)

@@ -52,7 +52,7 @@ def test_pluggable_data_source(example, tmp_path, monkeypatch):
     assert X.shape == (20, 4)  # images flattened, class 0 dropped
     assert sorted(set(y)) == [0.0, 1.0] and abs(X.mean()) < 1e-12  # standardised
     try:
-        import symopt.data  # noqa: F401  (written for issue 3)
+        import symopt.lab.data  # noqa: F401  (written for issue 3)
     except ImportError:
         pass
     else:

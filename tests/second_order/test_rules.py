@@ -54,6 +54,7 @@ def vsgd_reference(steps, slow_start=2.0, outlier_level=2.0, eps=1e-9):
     """vSGD-l with finite-difference curvature and outlier detection, in NumPy."""
     theta = THETA0.copy()
     tau = np.ones(5)
+    gb = None  # the running mean of the gradient, set at the first step
     for t in range(steps):
         x = X_STEPS[t]
         g = toy_grad(theta, x)

@@ -1,15 +1,10 @@
-r"""Gradient transforms: the small building blocks every update rule is made of.
+r"""The building blocks every update rule is made of: small elementwise transforms.
 
-A *transform* is a function ``transform(steps, params) -> (new_steps, state_updates)``.
-It takes one step per parameter (at first, the gradients), returns new steps and the
-``(state_variable, new_value)`` pairs of whatever state it keeps. Transforms compose
-with :func:`chain`, and :func:`apply` turns the final steps into updates
-``param <- param + step``.
-
-The sign convention lives in one place: every block works on gradient-like steps (they
-point uphill) until :func:`scale_by_learning_rate` multiplies by ``-learning_rate``.
-Blocks that come after it (the momentum traces) therefore accumulate descent steps, as
-Lasagne's and PyMC's momentum do, which keeps a changing learning rate exact.
+Each factory returns a :class:`symopt.Transform` (see :mod:`symopt.transform` for the
+contract) that declares itself elementwise. A rule is a short :func:`symopt.chain` of
+them (:mod:`symopt.rules`). State is created with :func:`symopt.state.param_state` (one
+shared variable per parameter, named ``<param>.<role>``) and
+:func:`symopt.state.step_counter` (an int64 ``<rule>.t``).
 
 Hyperparameters may be Python or NumPy numbers, shared variables or symbolic scalars;
 they are cast to each parameter's dtype, so a float32 parameter stays float32.
@@ -17,18 +12,14 @@ they are cast to each parameter's dtype, so a float32 parameter stays float32.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytensor.tensor as pt
 
-from symopt._checks import as_scalar, check_hyper, check_params, like_param
-from symopt.grads import get_or_compute_grads
+from symopt._checks import as_scalar, check_hyper
 from symopt.state import param_state, step_counter
+from symopt.transform import Transform
 
 __all__ = [
     "add_decayed_weights",
-    "apply",
-    "chain",
     "identity",
     "negate",
     "scale",
@@ -45,29 +36,30 @@ __all__ = [
 ]
 
 
-def _elementwise(fn):
-    """Make a stateless transform from ``fn(step, param) -> new_step``."""
+def _elementwise(fn, name):
+    """A stateless elementwise transform from ``fn(step, param) -> new_step``."""
 
     def transform(steps, params):
         return [fn(s, p) for s, p in zip(steps, params, strict=True)], []
 
-    return transform
+    return Transform(transform, elementwise=True, name=name)
+
 
 
 def identity():
     """The transform that changes nothing."""
-    return _elementwise(lambda s, p: s)
+    return _elementwise(lambda s, p: s, "identity")
 
 
 def scale(factor):
     r"""Multiply every step by ``factor``: :math:`s \leftarrow c\, s`."""
     check_hyper(factor, "factor")
-    return _elementwise(lambda s, p: as_scalar(factor, p.dtype) * s)
+    return _elementwise(lambda s, p: as_scalar(factor, p.dtype) * s, "scale")
 
 
 def negate():
     r"""Flip the sign of every step, :math:`s \leftarrow -s`; exact in floating point."""
-    return _elementwise(lambda s, p: -s)
+    return _elementwise(lambda s, p: -s, "negate")
 
 
 def scale_by_learning_rate(learning_rate):
@@ -76,13 +68,15 @@ def scale_by_learning_rate(learning_rate):
     This is the one place where the sign is flipped.
     """
     check_hyper(learning_rate, "learning_rate", low=0)
-    return _elementwise(lambda s, p: -(as_scalar(learning_rate, p.dtype) * s))
+    return _elementwise(lambda s, p: -(as_scalar(learning_rate, p.dtype) * s),
+                        "scale_by_learning_rate")
 
 
 def add_decayed_weights(weight_decay):
     r"""Add the decoupled weight decay term: :math:`s \leftarrow s + \lambda\, \theta`."""
     check_hyper(weight_decay, "weight_decay", low=0)
-    return _elementwise(lambda s, p: s + as_scalar(weight_decay, p.dtype) * p)
+    return _elementwise(lambda s, p: s + as_scalar(weight_decay, p.dtype) * p,
+                        "add_decayed_weights")
 
 
 def trace(decay=0.9, nesterov=False):
@@ -108,7 +102,7 @@ def trace(decay=0.9, nesterov=False):
             state.append((v, v_new))
         return new_steps, state
 
-    return transform
+    return Transform(transform, elementwise=True, name="trace")
 
 
 def scale_by_adagrad(epsilon=1e-6):
@@ -132,7 +126,7 @@ def scale_by_adagrad(epsilon=1e-6):
             state.append((r, r_new))
         return new_steps, state
 
-    return transform
+    return Transform(transform, elementwise=True, name="scale_by_adagrad")
 
 
 def scale_by_rms(rho=0.9, epsilon=1e-6, centered=False):
@@ -166,7 +160,7 @@ def scale_by_rms(rho=0.9, epsilon=1e-6, centered=False):
             new_steps.append(g / pt.sqrt(denominator + eps))
         return new_steps, state
 
-    return transform
+    return Transform(transform, elementwise=True, name="scale_by_rms")
 
 
 def scale_by_adadelta(rho=0.95, epsilon=1e-6):
@@ -196,7 +190,7 @@ def scale_by_adadelta(rho=0.95, epsilon=1e-6):
             state += [(r, r_new), (d, d_new)]
         return new_steps, state
 
-    return transform
+    return Transform(transform, elementwise=True, name="scale_by_adadelta")
 
 
 def _check_betas(beta1, beta2):
@@ -236,7 +230,7 @@ def _adam_family(rule, beta1, beta2, epsilon, direction):
             state += pairs
         return new_steps, state + [(t, t_new)]
 
-    return transform
+    return Transform(transform, elementwise=True, name=f"scale_by_{rule}")
 
 
 def scale_by_adam(beta1=0.9, beta2=0.999, epsilon=1e-8, name="adam"):
@@ -367,73 +361,4 @@ def scale_by_rprop(initial_step=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
             state += [(prev, g_kept), (delta, delta_new)]
         return new_steps, state + [(t, t + 1)]
 
-    return transform
-
-
-def chain(*transforms):
-    """Compose transforms: the steps go through each in turn, state is collected.
-
-    Configured rules (what ``symopt.adam(learning_rate=0.01)`` returns) can be chained
-    too, e.g. ``chain(clip_by_global_norm(5.0), adam(learning_rate=1e-3))``.
-
-    Examples
-    --------
-    >>> import numpy as np, pytensor, symopt
-    >>> w = pytensor.shared(np.array([3.0]), name="w")
-    >>> rule = chain(scale_by_adagrad(), scale_by_learning_rate(0.1))
-    >>> step = pytensor.function([], [], updates=apply(rule, (w ** 2).sum(), [w]))
-    >>> _ = step(); w.get_value().round(6)
-    array([2.9])
-    """
-    blocks = [getattr(t, "transform", t) for t in transforms]
-    for i, block in enumerate(blocks):
-        if not callable(block):
-            raise TypeError(f"chain argument {i} is a {type(block).__name__}, not a transform")
-
-    def transform(steps, params):
-        state = []
-        for block in blocks:
-            steps, block_state = block(steps, params)
-            state += block_state
-        return steps, state
-
-    return transform
-
-
-def apply(transform, loss_or_grads, params, fuse=False):
-    """Run a transform on the gradients and return the updates.
-
-    The one place where steps become parameter updates: the result is
-    ``[(p, p + s) for each parameter] + state_updates``, a list ready for
-    ``pytensor.function(..., updates=...)``. Every expression has exactly the type of its
-    shared variable.
-
-    Parameters
-    ----------
-    transform : transform or ConfiguredRule
-    loss_or_grads : scalar TensorVariable or list of TensorVariable
-    params : list of SharedVariable
-    fuse : bool or "auto", default False
-        True: update all parameters of a dtype in one fused loop, their state in flat
-        buffers (:mod:`symopt.fused`), or raise :class:`symopt.fused.NotFusable` if the
-        transform is not elementwise. ``"auto"``: fuse when the transform allows it
-        and, with Numba the default backend, a dtype has at least
-        :data:`symopt.fused.FUSE_MIN_TENSORS` tensors (with a C backend the default,
-        whatever their number: :func:`symopt.fused.auto_min_tensors`).
-        False: one update per parameter.
-    """
-    if fuse not in (True, False, "auto"):
-        raise ValueError(f"fuse must be True, False or 'auto', got {fuse!r}")
-    params = check_params(params)
-    grads = get_or_compute_grads(loss_or_grads, params)
-    if fuse:
-        from symopt import fused
-
-        largest_group = max(Counter(p.dtype for p in params).values())
-        if fuse is True or largest_group >= fused.auto_min_tensors():
-            updates = fused.fused_apply(transform, grads, params, strict=fuse is True)
-            if updates is not None:
-                return updates
-    steps, state = getattr(transform, "transform", transform)(grads, params)
-    updates = [(p, like_param(p + s, p)) for p, s in zip(params, steps, strict=True)]
-    return updates + [(var, var.type.filter_variable(value)) for var, value in state]
+    return Transform(transform, elementwise=True, name="scale_by_rprop")

@@ -1,4 +1,4 @@
-"""symopt.diagnostics: monitoring outputs and the numerical gradient check."""
+"""symopt.lab.diagnostics: monitoring outputs and the numerical gradient check."""
 
 import numpy as np
 import pytensor
@@ -6,7 +6,7 @@ import pytensor.tensor as pt
 import pytest
 
 import symopt
-from symopt.diagnostics import gradient_check, monitor_outputs
+from symopt.lab.diagnostics import gradient_check, monitor_outputs
 
 
 def test_monitor_outputs_by_hand():

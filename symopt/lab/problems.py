@@ -16,15 +16,15 @@ own copy of the parameters), which costs one compilation for all of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
-from symopt.forms import FORMS
-from symopt.testing import Curve, environment_metadata
+from symopt.lab.curves import Curve, environment_metadata
+from symopt.lab.forms import FORMS
 
 __all__ = ["PROBLEMS", "FormsRun", "Problem", "make_problem", "run_forms"]
 
@@ -110,7 +110,7 @@ def _rosenbrock(dtype, seed):
 
 
 def _image_problem(name, dtype, seed, hidden):
-    from symopt.data import load_embedded_subset
+    from symopt.lab.data import load_embedded_subset
 
     data = load_embedded_subset()
     x_all, y_all = data.train_x.astype(dtype), data.train_y.astype("int64")
@@ -175,7 +175,7 @@ class FormsRun:
     :data:`FORMS_PER_FUNCTION` forms (``mode`` from ``backend``, see :data:`MODES`)
     steps them. :meth:`run` resets
     every parameter and state variable to its start and trains, so the same compiled
-    function serves the exact run, jittered replays (:class:`symopt.testing.Jitter`)
+    function serves the exact run, jittered replays (:class:`symopt.lab.curves.Jitter`)
     and runs with a deliberately changed gradient.
 
     The gradient each form sees passes through ``grad_scale(param, multiplier)``, with
@@ -231,7 +231,7 @@ class FormsRun:
 
         Parameters
         ----------
-        jitter : symopt.testing.Jitter, optional
+        jitter : symopt.lab.curves.Jitter, optional
             Called on the parameters before every step (rounding-sized perturbations).
         steps : int, optional
             By default the problem's.

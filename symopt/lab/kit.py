@@ -1,31 +1,25 @@
 """What the example scripts share: threads, arguments, data, a classifier's training, tables.
 
-Not part of the library: the examples use :mod:`symopt.data`, :mod:`symopt.nn`,
-:mod:`symopt.training` and :mod:`symopt.history` for the real work, and this module only
+Part of the lab, not of the library: the examples use :mod:`symopt.lab.data`, :mod:`symopt.lab.nn`,
+:mod:`symopt.lab.training` and :mod:`symopt.lab.history` for the real work, and this module only
 joins them the way every example needs (one compiled step per run, a validation set
 evaluated each epoch, histories written as they grow, Markdown tables at the end).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import csv
+import inspect
+import json
+import math
 import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
-# The examples' matrices are small (a batch of 100 against a 784 x 600 layer): one BLAS
-# thread is ten to twenty times faster than OpenBLAS threads fighting over busy cores.
-# Set the variables before NumPy is imported; an explicit setting by the user wins.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import inspect  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 __all__ = [
     "ImageSplit",
@@ -43,11 +37,16 @@ __all__ = [
 
 
 def limit_threads(n: int = 1):
-    """Limit BLAS threads when NumPy is already imported (tests); a no-op without threadpoolctl."""
+    """A context in which BLAS runs on ``n`` threads (threadpoolctl; without it, nothing).
+
+    The examples' matrices are small (a batch of 100 against a 784 x 600 layer): one BLAS
+    thread is ten to twenty times faster than OpenBLAS threads fighting over busy cores.
+    The scripts run their ``main`` inside it; importing the kit changes nothing.
+    """
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        return None
+        return contextlib.nullcontext()
     return threadpool_limits(limits=n, user_api="blas")
 
 
@@ -109,7 +108,7 @@ def load_image_split(data: str | None = None, *, n_valid: int | None = None,
     10000 split of the blog's script). ``n_train`` and ``n_test`` cut the sets after the
     split (for quick runs).
     """
-    from symopt.data import load_embedded_subset, load_mnist, train_valid_split
+    from symopt.lab.data import load_embedded_subset, load_mnist, train_valid_split
 
     if data == "embedded":
         images = load_embedded_subset()
@@ -134,7 +133,7 @@ def load_image_split(data: str | None = None, *, n_valid: int | None = None,
 
 def default_learning_rate(form_name: str) -> float:
     """The default ``learning_rate`` of a form's function (the text's or the library's)."""
-    from symopt.forms import FORMS
+    from symopt.lab.forms import FORMS
 
     form = FORMS[form_name]
     target = form.target
@@ -146,8 +145,8 @@ def default_learning_rate(form_name: str) -> float:
 
 
 def form_updates(form_name: str, learning_rate):
-    """``(loss, params) -> updates`` for a form of :data:`symopt.forms.FORMS`."""
-    from symopt.forms import FORMS
+    """``(loss, params) -> updates`` for a form of :data:`symopt.lab.forms.FORMS`."""
+    from symopt.lab.forms import FORMS
 
     form = FORMS[form_name]
 
@@ -168,12 +167,12 @@ def fit_classifier(net, updates_fn, train_data, *, epochs: int, valid_data=None,
                    record_steps=False, monitor: bool = False, meta: dict | None = None,
                    save_to: str | os.PathLike | None = None, checkpoint=None,
                    progress: bool = True, log=print):
-    """Train an :class:`symopt.nn` network on integer labels with :func:`symopt.training.train`.
+    """Train an :class:`symopt.lab.nn` network on integer labels with :func:`symopt.lab.training.train`.
 
     Parameters
     ----------
-    net : symopt.nn.Layer
-        Its output is log-probabilities (the default of :class:`symopt.nn.MLP`).
+    net : symopt.lab.nn.Layer
+        Its output is log-probabilities (the default of :class:`symopt.lab.nn.MLP`).
     updates_fn : callable
         ``(loss, params) -> updates``, e.g. :func:`form_updates`.
     train_data, valid_data, test_data : (x, y)
@@ -195,12 +194,12 @@ def fit_classifier(net, updates_fn, train_data, *, epochs: int, valid_data=None,
 
     Returns
     -------
-    symopt.history.History
+    symopt.lab.history.History
     """
     import pytensor.tensor as pt
 
-    from symopt import nn, training
-    from symopt.history import History
+    from symopt.lab import nn, training
+    from symopt.lab.history import History
 
     dtype = net.params[0].dtype
     x, y = pt.matrix("x", dtype=dtype), pt.lvector("y")

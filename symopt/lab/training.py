@@ -4,19 +4,19 @@ The pieces work alone or through :func:`train`:
 
 - :func:`minibatches` shuffles with a seed and yields batches covering every example once;
 - :func:`compile_train_step` compiles one training step that also returns the norms and
-  NaN count of :func:`symopt.diagnostics.monitor_outputs`; :func:`compile_evaluator`
+  NaN count of :func:`symopt.lab.diagnostics.monitor_outputs`; :func:`compile_evaluator`
   compiles metrics averaged over a data set;
 - :class:`EarlyStopping` watches a validation metric and restores the best parameters;
 - :func:`train` runs epochs of minibatches, evaluates, steps a learning-rate schedule
   (:mod:`symopt.schedules`), stops early, shows a progress bar
-  (:class:`~symopt.progress.ProgressBar`) and records a :class:`~symopt.history.History`.
+  (:class:`~symopt.lab.progress.ProgressBar`) and records a :class:`~symopt.lab.history.History`.
 
-This module also re-exports :func:`~symopt.diagnostics.gradient_check`,
-:func:`~symopt.diagnostics.monitor_outputs`, :class:`~symopt.history.History`,
-:func:`~symopt.history.plot_histories` and :class:`~symopt.progress.ProgressBar`.
+This module also re-exports :func:`~symopt.lab.diagnostics.gradient_check`,
+:func:`~symopt.lab.diagnostics.monitor_outputs`, :class:`~symopt.lab.history.History`,
+:func:`~symopt.lab.history.plot_histories` and :class:`~symopt.lab.progress.ProgressBar`.
 
 >>> import numpy as np, pytensor.tensor as pt, symopt
->>> from symopt import nn, training
+>>> from symopt.lab import nn, training
 >>> rng = np.random.default_rng(0)
 >>> x_all = rng.normal(size=(200, 2)).astype("float32")
 >>> y_all = (x_all[:, 0] + x_all[:, 1] > 0).astype("int64")
@@ -41,10 +41,10 @@ import numpy as np
 import pytensor
 
 from symopt._checks import check_params
-from symopt.diagnostics import GradientCheck, gradient_check, monitor_outputs
 from symopt.grads import get_or_compute_grads
-from symopt.history import History, plot_histories
-from symopt.progress import ProgressBar
+from symopt.lab.diagnostics import GradientCheck, gradient_check, monitor_outputs
+from symopt.lab.history import History, plot_histories
+from symopt.lab.progress import ProgressBar
 from symopt.schedules import Schedule
 
 __all__ = [
@@ -283,12 +283,12 @@ def compile_train_step(inputs: Sequence, loss, params: Sequence, rule: Callable 
     metrics : dict of str to scalar TensorVariable, optional
         More outputs, e.g. ``{"accuracy": nn.accuracy(out, y)}``.
     monitor : bool, default True
-        Add :func:`~symopt.diagnostics.monitor_outputs`: ``param_norm``, ``grad_norm``,
+        Add :func:`~symopt.lab.diagnostics.monitor_outputs`: ``param_norm``, ``grad_norm``,
         ``update_norm``, ``nonfinite``.
     per_param : bool, default False
         Monitor each parameter's norms too.
     mode : pytensor Mode or str, optional
-        By default :func:`symopt.modes.training_mode` of PyTensor's default backend.
+        By default :func:`symopt.fused.modes.training_mode` of PyTensor's default backend.
 
     Returns
     -------
@@ -313,7 +313,7 @@ def compile_train_step(inputs: Sequence, loss, params: Sequence, rule: Callable 
         for name, expr in monitor_outputs(params, grads, updates, per_param=per_param).items():
             outputs.setdefault(name, expr)
     if mode is None:
-        from symopt.modes import training_mode
+        from symopt.fused.modes import training_mode
 
         mode = training_mode()
     function = pytensor.function(list(inputs), list(outputs.values()), updates=all_updates,
@@ -423,7 +423,7 @@ def train(step: Callable[..., Mapping[str, float]], train_data: Sequence[np.ndar
     stop_on_nonfinite : bool, default True
         Stop at the first step whose loss is NaN or infinite.
     progress : bool, default True
-        Show a :class:`~symopt.progress.ProgressBar` on stderr (only when it is a
+        Show a :class:`~symopt.lab.progress.ProgressBar` on stderr (only when it is a
         terminal).
     callback : callable, optional
         ``callback(epoch, record)`` after each epoch; returning True stops training.

@@ -1,4 +1,4 @@
-"""symopt.data: IDX files, MNIST directories, the embedded subset, splits, standardisation."""
+"""symopt.lab.data: IDX files, MNIST directories, the embedded subset, splits, standardisation."""
 
 import gzip
 import re
@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from symopt import data
+from symopt.lab import data
 
 TYPE_CODES = {"uint8": 0x08, "int8": 0x09, "int16": 0x0B, "int32": 0x0C,
               "float32": 0x0D, "float64": 0x0E}

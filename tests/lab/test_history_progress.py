@@ -1,4 +1,4 @@
-"""symopt.history (JSON, CSV, figures) and symopt.progress."""
+"""symopt.lab.history (JSON, CSV, figures) and symopt.lab.progress."""
 
 import io
 import math
@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from symopt.history import History, plot_histories
-from symopt.progress import ProgressBar
+from symopt.lab.history import History, plot_histories
+from symopt.lab.progress import ProgressBar
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -131,7 +131,7 @@ def test_non_finite_metadata_is_written_as_null(tmp_path):
     import json
     import math
 
-    from symopt.history import History
+    from symopt.lab.history import History
 
     history = History(meta={"test_accuracy": math.nan, "rule": "sgd"})
     history.log_epoch(loss=1.0)

@@ -1,7 +1,8 @@
 r"""Independent NumPy transcriptions of every update rule, for the reference tests.
 
 Written from the papers' equations (and, for the text forms, from the texts' own code),
-without importing symopt. Each rule is a small class: build it with the initial
+without importing symopt (a test holds it to that); :data:`symopt.lab.rulebook.ROWS`
+pairs each library rule with its class here. Each rule is a small class: build it with the initial
 parameters and the hyperparameters, then ``new_params = rule.step(params, grads)``.
 Hyperparameters are plain attributes, so a test can change the learning rate between
 steps exactly as it would change a shared variable.
@@ -486,22 +487,6 @@ class BookAdam(Book):
         return p - (self.c(self.learning_rate) * self.m[i] / (1 - b1**t)) / (
             np.sqrt(self.v[i] / (1 - b2**t)) + self.c(1e-6))
 
-
-#: The library's rules by their names in ``symopt.RULES``.
-RULES = {
-    "sgd": SGD,
-    "momentum": Momentum,
-    "nesterov_momentum": NesterovMomentum,
-    "adagrad": Adagrad,
-    "rmsprop": RMSProp,
-    "adadelta": AdaDelta,
-    "adam": Adam,
-    "adamax": AdaMax,
-    "amsgrad": AMSGrad,
-    "nadam": NAdam,
-    "adamw": AdamW,
-    "rprop": Rprop,
-}
 
 #: The text forms, by module and name.
 BLOG = {"sgd": BlogSGD, "momentum": BlogMomentum, "nag": BlogNag}

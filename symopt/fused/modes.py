@@ -17,7 +17,7 @@ is listed in :data:`CHOICES` with the measurement behind it (``benchmarks/README
   install. The Numba backend calls SciPy's BLAS and needs none of this.
 
 >>> import pytensor, symopt
->>> mode = symopt.modes.training_mode("c")
+>>> mode = symopt.fused.modes.training_mode("c")
 >>> isinstance(mode, pytensor.compile.mode.Mode)
 True
 """

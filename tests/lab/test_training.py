@@ -1,4 +1,4 @@
-"""symopt.training: minibatches, early stopping, compiled steps, the loop, a real MLP run."""
+"""symopt.lab.training: minibatches, early stopping, compiled steps, the loop, a real MLP run."""
 
 import math
 
@@ -8,7 +8,8 @@ import pytensor.tensor as pt
 import pytest
 
 import symopt
-from symopt import data, nn, schedules, training
+from symopt import schedules
+from symopt.lab import data, nn, training
 
 # -- minibatches ------------------------------------------------------------------------
 

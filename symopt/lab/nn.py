@@ -17,7 +17,7 @@ usual way) or a symbolic boolean scalar (one graph, the slides'
 ``tf.placeholder_with_default``).
 
 >>> import numpy as np, pytensor, pytensor.tensor as pt, symopt
->>> from symopt import nn
+>>> from symopt.lab import nn
 >>> net = nn.MLP([4, 8, 3], activation="relu", seed=0)
 >>> [p.name for p in net.params], [w.name for w in net.weights]
 (['hidden.W', 'hidden.b', 'output.W', 'output.b'], ['hidden.W', 'output.W'])

@@ -1,4 +1,4 @@
-"""symopt.nn: activations, initialisers, dense, dropout, batch norm, MLP, losses."""
+"""symopt.lab.nn: activations, initialisers, dense, dropout, batch norm, MLP, losses."""
 
 import functools
 import math
@@ -9,7 +9,7 @@ import pytensor.tensor as pt
 import pytest
 
 import symopt
-from symopt import nn
+from symopt.lab import nn
 
 Z = np.array([[-3.0, -0.5, 0.0, 0.5, 3.0]])
 

@@ -37,8 +37,8 @@ own curves the same way.
 
 Re-recording is deliberate, never silent: it happens only when the environment variable
 ``SYMOPT_RECORD_CURVES=1`` is set or pytest runs with ``--record-curves`` (the option
-comes with this module as a pytest plugin: add ``pytest_plugins = ["symopt.testing"]``
-to your ``conftest.py``). A missing recording fails the test with the command to make it.
+comes with :mod:`symopt.lab.pytest_plugin`: add
+``pytest_plugins = ["symopt.lab.pytest_plugin"]`` to your ``conftest.py``). A missing recording fails the test with the command to make it.
 
 Examples
 --------
@@ -416,6 +416,7 @@ def compare_curves(recorded, new, rtol=None, atol=None, metrics=None):
     return Comparison(not problems, message, first_step, worst)
 
 
+#: set by :mod:`symopt.lab.pytest_plugin` from ``--record-curves``
 _RECORD_FLAG = {"on": False}
 
 
@@ -449,14 +450,3 @@ def assert_curve_matches(new, path, rtol=None, atol=None, metrics=None):
     result = compare_curves(curves[new.name], new, rtol, atol, metrics)
     if not result.ok:
         raise AssertionError(result.message)
-
-
-# -- pytest plugin -----------------------------------------------------------------------
-
-def pytest_addoption(parser):
-    parser.addoption("--record-curves", action="store_true", default=False,
-                     help="re-record symopt regression curves instead of comparing them")
-
-
-def pytest_configure(config):
-    _RECORD_FLAG["on"] = bool(config.getoption("--record-curves", default=False))

@@ -18,26 +18,13 @@ Examples
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytensor
 
 from symopt._checks import as_scalar
-from symopt.rules import (
-    adadelta,
-    adagrad,
-    adam,
-    adamax,
-    adamw,
-    amsgrad,
-    momentum,
-    nadam,
-    nesterov_momentum,
-    rmsprop,
-    rprop,
-    sgd,
-)
+from symopt.rules import RULES, rmsprop
 from symopt.state import param_state
 from symopt.texts import blog, book
 
@@ -123,22 +110,17 @@ def _text_form(fn, kind, source, name=None, make=None, **fixed):
     return Form(name, kind, make or _text(fn), fixed, source, fn)
 
 
-_ENTRIES = [
-    _rule_form("sgd", sgd, "gradient"),
-    _rule_form("momentum", momentum, "gradient"),
-    _rule_form("nesterov_momentum", nesterov_momentum, "gradient"),
-    _rule_form("adagrad", adagrad, "adaptive"),
-    _rule_form("rmsprop", rmsprop, "adaptive"),
+#: The RMSProp variants the slides (TensorFlow's, with momentum) and Graves (centred) use.
+_RMSPROP_VARIANTS = [
     _rule_form("rmsprop(tf, momentum)", rmsprop, "adaptive", rho=0.9, momentum=0.9,
                epsilon=1e-10),
     _rule_form("rmsprop(centered)", rmsprop, "adaptive", centered=True),
-    _rule_form("adadelta", adadelta, "unit"),
-    _rule_form("adam", adam, "adaptive"),
-    _rule_form("adamax", adamax, "adaptive"),
-    _rule_form("amsgrad", amsgrad, "adaptive"),
-    _rule_form("nadam", nadam, "adaptive"),
-    _rule_form("adamw", adamw, "adaptive"),
-    _rule_form("rprop", rprop, "adaptive"),
+]
+
+_ENTRIES = [
+    *(form for name, rule in RULES.items()
+      for form in [_rule_form(name, rule, rule.kind)]
+      + (_RMSPROP_VARIANTS if name == "rmsprop" else [])),
     _text_form(blog.MomentumUpdate, "gradient", "blog", "blog.MomentumUpdate(vanilla)",
                _toy(False), momentum=0.0),
     _text_form(blog.MomentumUpdate, "gradient", "blog", "blog.MomentumUpdate(cm)",
@@ -157,6 +139,6 @@ _ENTRIES = [
     _text_form(book.adam, "adaptive", "book"),
 ]
 
-#: Every form, by name: the library's rules (and the RMSProp variants the slides and
-#: Graves use), then the blog's and the book's forms.
+#: Every form, by name: the library's rules (from :data:`symopt.RULES`, so a new rule
+#: is a new form; the RMSProp variants after RMSProp), then the blog's and the book's.
 FORMS = {form.name: form for form in _ENTRIES}

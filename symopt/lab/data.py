@@ -34,8 +34,8 @@ __all__ = [
 #: Where :func:`load_mnist` looks for the full Fashion-MNIST when no directory is given.
 DEFAULT_DIRECTORY = Path("/usr/share/datasets/fashion-mnist")
 
-#: The Fashion-MNIST subset shipped with symopt (see ``symopt/data/README.md``).
-EMBEDDED_SUBSET = Path(__file__).with_name("data") / "fashion-mnist-subset.npz"
+#: The Fashion-MNIST subset shipped with symopt (see ``symopt/lab/datasets/README.md``).
+EMBEDDED_SUBSET = Path(__file__).with_name("datasets") / "fashion-mnist-subset.npz"
 
 #: Fashion-MNIST's class names, by label.
 FASHION_MNIST_CLASSES = (
@@ -291,7 +291,7 @@ def load_embedded_subset(
     Both sets are class-balanced (500 and 100 images of each of the 10 classes), drawn
     with a fixed seed by ``scripts/make_embedded_subset.py``, and kept in the order of the
     original files. Fashion-MNIST is by Zalando Research (MIT licence); see
-    ``symopt/data/README.md``. The arguments are those of :func:`load_mnist`.
+    ``symopt/lab/datasets/README.md``. The arguments are those of :func:`load_mnist`.
 
     Examples
     --------

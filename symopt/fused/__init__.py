@@ -1,0 +1,48 @@
+r"""One fused update for many parameter tensors (the multi-tensor path).
+
+A network has tens to hundreds of parameter tensors. The per-tensor path gives each its
+own fused elementwise loop, so a compiled training function holds one update kernel per
+tensor: PyTensor compiles each (minutes for a hundred in C or Numba) and pays a call per
+tensor at every step. The multi-tensor path builds one :class:`FusedUpdate` node per
+dtype instead:
+
+- the rule's state for all parameters of that dtype lives in one flat buffer per
+  accumulator (``fused_float32.m`` holds every float32 parameter's ``m``, end to end, in the
+  order of ``params``);
+- one loop runs the rule's elementwise equations over every tensor in turn, reading each
+  gradient where it is and writing each parameter and its slice of the state in place;
+- the scalars (hyperparameters, step counters, bias corrections) are computed once per
+  step by ordinary PyTensor ops and passed in.
+
+The loop body is the rule's own graph: the transform is applied once to a flat stand-in
+for the parameters, rewritten by PyTensor's usual algebraic rewrites, and turned into a
+scalar :class:`~pytensor.scalar.basic.Composite`, so a fused update computes what the
+per-tensor path computes, operation for operation. The loop is compiled by Numba (every
+backend) and, for PyTensor's C linkers, from the composite's own C code, with its float
+constants typed (so float32 is computed in float32, as the graph says, where PyTensor's
+own C loops compute in double) and written so that gcc vectorises it; a tensor of
+``PARALLEL_MIN`` elements or more is split over Numba's or OpenMP's threads.
+
+Only transforms that declare themselves elementwise can be fused (every rule of symopt,
+the momentum traces, value clipping, weight decay: see :class:`symopt.Transform`).
+Blocks that look across elements (global-norm clipping) are not: ``fuse=True`` then
+raises a :class:`NotFusable` error that says which, and ``fuse="auto"`` keeps the
+per-tensor path.
+
+State is saved and restored under the per-tensor names (``W.m``, ``b.m``, ...), so a
+checkpoint written by one path loads into the other.
+"""
+
+from symopt.fused import modes
+from symopt.fused.lowering import NotFusable
+from symopt.fused.op import PARALLEL_MIN, FusedUpdate
+from symopt.fused.plan import (
+    CHUNK,
+    FUSE_MIN_TENSORS,
+    auto_min_tensors,
+    default_backend_is_c,
+    fused_apply,
+)
+
+__all__ = ["CHUNK", "FUSE_MIN_TENSORS", "PARALLEL_MIN", "FusedUpdate", "NotFusable",
+           "auto_min_tensors", "default_backend_is_c", "fused_apply", "modes"]

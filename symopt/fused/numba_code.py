@@ -1,0 +1,141 @@
+"""The Numba code of :class:`~symopt.fused.op.FusedUpdate`.
+
+The loop over one tensor calls the Numba function PyTensor itself compiles for the
+loop body (so the same code as the per-tensor path's loops, with the floating-point
+flags of PyTensor's loops); a node's function calls it once per tensor, and a tensor of
+:data:`~symopt.fused.op.PARALLEL_MIN` elements or more runs on all of Numba's threads.
+:func:`register` registers it with PyTensor's Numba backend, with a key for PyTensor's
+on-disk cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from symopt.fused import op as fused_op
+from symopt.fused.op import FusedUpdate
+
+__all__ = ["loop_over", "register"]
+
+_LOOPS = {}
+
+
+def loop_over(scalar_op, n_states, n_scalars, parallel=False):
+    key = (scalar_op, n_states, n_scalars, parallel)
+    if key not in _LOOPS:
+        _LOOPS[key] = _make_loop(scalar_op, n_states, n_scalars, parallel)
+    return _LOOPS[key]
+
+
+def _scalar_function(scalar_op):
+    """The Numba function PyTensor itself compiles for a scalar op (so the same code),
+    and PyTensor's cache key for it (None when it cannot be cached)."""
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+
+    node = scalar_op.make_node(*[x.type() for x in scalar_op.inputs])
+    return numba_funcify_and_cache_key(scalar_op, node=node)
+
+
+def _make_loop(scalar_op, n_states, n_scalars, parallel=False):
+    """``loop(p, g, states..., scalars...)``: one flattened tensor and its state, in place.
+
+    The state arguments are this tensor's slices of the buffers, so that every array is
+    indexed alike and LLVM can vectorise the loop (with an offset it did not: 7x slower).
+    With ``parallel`` the loop is split over Numba's threads (``NUMBA_NUM_THREADS``).
+    """
+    from pytensor.link.numba.dispatch.basic import numba_njit
+
+    states = [f"s{j}" for j in range(n_states)]
+    scalars = [f"c{j}" for j in range(n_scalars)]
+    outs = ["p[j]"] + [f"{x}[j]" for x in states]
+    call = f"f({', '.join(['p[j]', 'g[j]'] + outs[1:] + scalars)})"
+    if len(outs) == 1:
+        body = f"        p[j] = {call}\n"
+    else:
+        body = f"        r = {call}\n" + "".join(
+            f"        {o} = r[{i}]\n" for i, o in enumerate(outs))
+    source = (
+        f"def loop({', '.join(['p', 'g'] + states + scalars)}):\n"
+        f"    for j in {'prange' if parallel else 'range'}(p.shape[0]):\n"
+        f"{body}"
+    )
+    import numba
+
+    namespace = {"f": _scalar_function(scalar_op)[0], "prange": numba.prange}
+    exec(compile(source, "<symopt fused loop>", "exec"), namespace)
+    # PyTensor's own wrapper, so the loop gets the floating-point flags of its loops
+    return numba_njit(namespace["loop"], final_function=True, parallel=parallel)
+
+
+_REGISTERED = []
+
+
+def register():
+    """Compile :class:`FusedUpdate` for PyTensor's Numba backend (no object mode), once."""
+    if _REGISTERED:
+        return
+    _REGISTERED.append(True)
+    try:
+        from pytensor.link.numba.dispatch.basic import (
+            numba_njit,
+            register_funcify_and_cache_key,
+        )
+    except ImportError:  # no Numba: the C and Python linkers use perform
+        return
+
+    wrappers = {}
+
+    def wrapper(op):
+        """The loop over one chunk's tensors, shared by every node of the same shape."""
+        k, r = op.n_tensors, op.n_states
+        n_scalars = op.scalar_op.nin - 2 - r
+        key = (op.scalar_op, k, r, op.inplace, op.parallel)
+        if key in wrappers:
+            return wrappers[key]
+        params = [f"p{i}" for i in range(k)]
+        grads = [f"g{i}" for i in range(k)]
+        states = [f"s{j}" for j in range(r)]
+        scalars = [f"c{j}" for j in range(n_scalars)]
+        fresh = "" if op.inplace else ".copy()"
+        # one tensor: typed once per number of dimensions, called k times
+        one = [f"def one(p, g, offset{''.join(', ' + x for x in states + scalars)}):",
+               "    p = np.ascontiguousarray(p)",
+               "    flat = p.reshape(-1)",
+               "    end = offset + flat.shape[0]",
+               f"    args = ({', '.join(['flat', 'np.ascontiguousarray(g).reshape(-1)'] + [f'{x}[offset:end]' for x in states] + scalars)})",
+               "    if flat.shape[0] >= parallel_min:",
+               "        ploop(*args)",
+               "    else:",
+               "        loop(*args)",
+               "    return p, end"]
+        lines = [f"def fused_update({', '.join(params + grads + states + scalars)}, offset):"]
+        lines += [f"    {x} = {x}{fresh}" for x in params]
+        lines += [f"    {x} = np.ascontiguousarray({x}){fresh}" for x in states]
+        lines += [f"    {c} = {c}.item()" for c in scalars]
+        for p, g in zip(params, grads, strict=True):
+            lines.append(f"    {p}, offset = one({', '.join([p, g, 'offset'] + states + scalars)})")
+        lines.append(f"    return {', '.join(params + states)}")  # one output: not a tuple
+        namespace = {"np": np, "loop": loop_over(op.scalar_op, r, n_scalars),
+                     "parallel_min": fused_op.PARALLEL_MIN if op.parallel else np.iinfo(np.int64).max}
+        namespace["ploop"] = loop_over(op.scalar_op, r, n_scalars, op.parallel)
+        exec(compile("\n".join(one), "<symopt fused tensor>", "exec"), namespace)
+        namespace["one"] = numba_njit(namespace["one"])
+        exec(compile("\n".join(lines), "<symopt fused update>", "exec"), namespace)
+        wrappers[key] = numba_njit(namespace["fused_update"])
+        return wrappers[key]
+
+    @register_funcify_and_cache_key(FusedUpdate)
+    def numba_funcify_fused_update(op, node=None, **kwargs):
+        names = [f"x{i}" for i in range(2 * op.n_tensors + op.scalar_op.nin - 2)]
+        source = (f"def node_update({', '.join(names)}):\n"
+                  f"    return fused_update({', '.join(names)}, {op.offset})\n")
+        namespace = {"fused_update": wrapper(op)}
+        exec(compile(source, "<symopt fused node>", "exec"), namespace)
+        # a key for PyTensor's on-disk cache: the loop body's key and this node's shape
+        body_key = _scalar_function(op.scalar_op)[1]
+        key = None if body_key is None else hashlib.sha256(
+            f"symopt.FusedUpdate-3-{body_key}-{op.n_tensors}-{op.n_states}-{op.offset}-"
+            f"{op.inplace}-{op.parallel}-{fused_op.PARALLEL_MIN}".encode()).hexdigest()
+        return numba_njit(namespace["node_update"]), key

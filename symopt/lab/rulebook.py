@@ -1,0 +1,286 @@
+"""One row of facts per update rule, read by the tests, the recorded curves and the benchmarks.
+
+Each row of :data:`ROWS` holds what the library itself does not need to know about a
+rule but every check of it does: its independent NumPy transcription
+(:mod:`symopt.lab.reference`), the hyperparameters its trajectory and fused-path tests
+use, settings that converge on the test quadratic and on Rosenbrock, its state, and how
+the peers that compute the same rule (torch.optim, optax, PyMC) are built from its
+hyperparameters. Adding a rule to symopt is: its block (:mod:`symopt.blocks`), its rule
+(:mod:`symopt.rules`, which registers it in :data:`symopt.RULES`) and its row here.
+
+Peer factories take the peer's module and a dict of symopt hyperparameters (every one,
+defaults resolved, as :attr:`symopt.ConfiguredRule.hyperparameters` and the recorded
+curves' metadata hold them):
+
+- ``"torch"``: ``(optimizer class, keyword arguments)``; the optimizer is built on the
+  parameters by the caller;
+- ``"optax"``: the ``GradientTransformation``;
+- ``"pymc"``: PyMC's configured rule (``pm.adam(learning_rate=...)``).
+
+A rule is paired only where the peer computes the same equations; where it does not,
+the row says why in ``unpaired``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from symopt.lab import reference
+
+__all__ = ["ROWS", "Row", "missing_rows", "peer", "state_names"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """The facts about one rule that its checks read.
+
+    Attributes
+    ----------
+    reference : type
+        The NumPy transcription (a :class:`symopt.lab.reference.Rule`).
+    cases : tuple of dict
+        Hyperparameters of the trajectory tests, chosen to exercise every branch.
+    fused : dict
+        The hyperparameters of the fused-path comparison (the most branches at once).
+    quadratic, rosenbrock : (dict, int)
+        Hyperparameters and a number of steps that reach the test quadratic's minimum to
+        1e-3 and Rosenbrock's to 1e-2, in float64 and float32.
+    roles : tuple of str
+        The per-parameter state, in order (``W.m``, ``W.v``, ...).
+    counter : bool
+        Whether the rule keeps a step counter ``<rule>.t``.
+    resume : dict or None
+        Hyperparameters of a save/load resume check, for the rules with the most state.
+    peers : dict
+        ``{"torch" | "optax" | "pymc": factory}``, see the module docstring.
+    unpaired : dict
+        ``{peer: reason}`` for the peers that have a rule of this name but other equations.
+    """
+
+    reference: type
+    cases: tuple
+    fused: dict
+    quadratic: tuple
+    rosenbrock: tuple
+    roles: tuple = ()
+    counter: bool = False
+    resume: dict | None = None
+    peers: dict = field(default_factory=dict)
+    unpaired: dict = field(default_factory=dict)
+
+
+def _adam_kwargs(h):
+    return {"b1": h["beta1"], "b2": h["beta2"], "eps": h["epsilon"]}
+
+
+def _torch_adam(h, **extra):
+    return {"lr": h["learning_rate"], "betas": (h["beta1"], h["beta2"]), "eps": h["epsilon"],
+            **extra}
+
+
+ROWS = {
+    "sgd": Row(
+        reference.SGD,
+        cases=({"learning_rate": 0.1},),
+        fused={"learning_rate": 0.1},
+        quadratic=({"learning_rate": 0.3}, 150),
+        rosenbrock=({"learning_rate": 1.5e-3}, 20000),
+        peers={
+            "torch": lambda torch, h: (torch.optim.SGD, {"lr": h["learning_rate"]}),
+            "optax": lambda optax, h: optax.sgd(h["learning_rate"]),
+            "pymc": lambda pm, h: pm.sgd(learning_rate=h["learning_rate"]),
+        },
+    ),
+    "momentum": Row(
+        reference.Momentum,
+        cases=({"learning_rate": 0.05, "momentum": 0.9},),
+        fused={"learning_rate": 0.05},
+        quadratic=({"learning_rate": 0.03}, 500),
+        rosenbrock=({"learning_rate": 3e-3}, 1000),
+        roles=("velocity",),
+        resume={"learning_rate": 0.05},
+        peers={
+            "torch": lambda torch, h: (torch.optim.SGD, {"lr": h["learning_rate"],
+                                                         "momentum": h["momentum"]}),
+            "pymc": lambda pm, h: pm.momentum(learning_rate=h["learning_rate"],
+                                              momentum=h["momentum"]),
+        },
+        unpaired={"optax": "optax.sgd(momentum=...) traces the gradient, not the step: "
+                           "equal only for a constant learning rate, to rounding"},
+    ),
+    "nesterov_momentum": Row(
+        reference.NesterovMomentum,
+        cases=({"learning_rate": 0.05, "momentum": 0.8},),
+        fused={"learning_rate": 0.05, "momentum": 0.8},
+        quadratic=({"learning_rate": 0.1}, 300),
+        rosenbrock=({"learning_rate": 1e-3}, 3000),
+        roles=("velocity",),
+        peers={
+            "torch": lambda torch, h: (torch.optim.SGD, {"lr": h["learning_rate"],
+                                                         "momentum": h["momentum"],
+                                                         "nesterov": True}),
+            "pymc": lambda pm, h: pm.nesterov_momentum(learning_rate=h["learning_rate"],
+                                                       momentum=h["momentum"]),
+        },
+    ),
+    "adagrad": Row(
+        reference.Adagrad,
+        cases=({"learning_rate": 0.5}, {"learning_rate": 0.5, "epsilon": 0.1}),
+        fused={"learning_rate": 0.5},
+        quadratic=({"learning_rate": 1.0}, 200),
+        rosenbrock=({"learning_rate": 0.3}, 20000),
+        roles=("sum_square",),
+        peers={
+            "optax": lambda optax, h: optax.adagrad(h["learning_rate"],
+                                                    initial_accumulator_value=0.0,
+                                                    eps=h["epsilon"]),
+            "pymc": lambda pm, h: pm.adagrad(learning_rate=h["learning_rate"],
+                                             epsilon=h["epsilon"]),
+        },
+        unpaired={"torch": "torch's Adagrad adds epsilon outside the root"},
+    ),
+    "rmsprop": Row(
+        reference.RMSProp,
+        cases=({"learning_rate": 0.05},
+               {"learning_rate": 0.01, "rho": 0.9, "epsilon": 1e-10, "momentum": 0.9},
+               {"learning_rate": 0.02, "rho": 0.8, "centered": True},
+               {"learning_rate": 0.01, "momentum": 0.5, "centered": True}),
+        fused={"learning_rate": 0.02, "momentum": 0.5, "centered": True},
+        quadratic=({"learning_rate": 0.03, "epsilon": 1e-2}, 500),
+        rosenbrock=({"learning_rate": 1e-3, "epsilon": 1e-2}, 20000),
+        roles=("mean_square",),
+        resume={"learning_rate": 0.01, "momentum": 0.5, "centered": True},
+        peers={
+            "optax": lambda optax, h: optax.rmsprop(
+                h["learning_rate"], decay=h["rho"], eps=h["epsilon"], centered=h["centered"],
+                momentum=h["momentum"] or None),
+            # PyMC's rmsprop has neither momentum nor the centred form
+            "pymc": lambda pm, h: (pm.rmsprop(learning_rate=h["learning_rate"], rho=h["rho"],
+                                              epsilon=h["epsilon"])
+                                   if not h["momentum"] and not h["centered"] else None),
+        },
+        unpaired={"torch": "torch's RMSprop adds epsilon outside the root"},
+    ),
+    "adadelta": Row(
+        reference.AdaDelta,
+        cases=({}, {"learning_rate": 0.5, "rho": 0.9, "epsilon": 1e-2}),
+        fused={},
+        quadratic=({"learning_rate": 0.3}, 7000),
+        rosenbrock=({"learning_rate": 0.02}, 30000),
+        roles=("mean_square", "mean_square_delta"),
+        peers={
+            "torch": lambda torch, h: (torch.optim.Adadelta, {
+                "lr": h["learning_rate"], "rho": h["rho"], "eps": h["epsilon"]}),
+            "optax": lambda optax, h: optax.adadelta(h["learning_rate"], rho=h["rho"],
+                                                     eps=h["epsilon"]),
+            "pymc": lambda pm, h: pm.adadelta(learning_rate=h["learning_rate"], rho=h["rho"],
+                                              epsilon=h["epsilon"]),
+        },
+    ),
+    "adam": Row(
+        reference.Adam,
+        cases=({"learning_rate": 0.1},
+               {"learning_rate": 0.05, "beta1": 0.5, "beta2": 0.9, "epsilon": 1e-3}),
+        fused={"learning_rate": 0.1},
+        quadratic=({"learning_rate": 0.1, "epsilon": 0.1}, 500),
+        rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 20000),
+        roles=("m", "v"),
+        counter=True,
+        resume={"learning_rate": 0.05},
+        peers={
+            "torch": lambda torch, h: (torch.optim.Adam, _torch_adam(h)),
+            "optax": lambda optax, h: optax.adam(h["learning_rate"], **_adam_kwargs(h)),
+        },
+        unpaired={"pymc": "PyMC's adam adds epsilon before the bias correction"},
+    ),
+    "adamax": Row(
+        reference.AdaMax,
+        cases=({"learning_rate": 0.1},
+               {"learning_rate": 0.1, "beta1": 0.8, "beta2": 0.5}),
+        fused={"learning_rate": 0.1},
+        quadratic=({"learning_rate": 0.3, "epsilon": 0.1}, 500),
+        rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 15000),
+        roles=("m", "u"),
+        counter=True,
+        peers={
+            "optax": lambda optax, h: optax.adamax(h["learning_rate"], **_adam_kwargs(h)),
+            "pymc": lambda pm, h: pm.adamax(learning_rate=h["learning_rate"],
+                                            beta1=h["beta1"], beta2=h["beta2"],
+                                            epsilon=h["epsilon"]),
+        },
+        unpaired={"torch": "torch's Adamax adds epsilon inside the max"},
+    ),
+    "amsgrad": Row(
+        reference.AMSGrad,
+        cases=({"learning_rate": 0.1, "beta2": 0.9},),
+        fused={"learning_rate": 0.1, "beta2": 0.9},
+        quadratic=({"learning_rate": 0.3}, 500),
+        rosenbrock=({"learning_rate": 0.03}, 10000),
+        roles=("m", "v", "v_max"),
+        counter=True,
+        resume={"learning_rate": 0.05, "beta2": 0.9},
+        peers={"torch": lambda torch, h: (torch.optim.Adam, _torch_adam(h, amsgrad=True))},
+        unpaired={"optax": "optax.amsgrad keeps the maximum of the bias-corrected v"},
+    ),
+    "nadam": Row(
+        reference.NAdam,
+        cases=({"learning_rate": 0.1},
+               {"learning_rate": 0.05, "beta1": 0.7, "beta2": 0.99, "epsilon": 1e-4}),
+        fused={"learning_rate": 0.1},
+        quadratic=({"learning_rate": 0.1, "epsilon": 0.1}, 500),
+        rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 20000),
+        roles=("m", "v"),
+        counter=True,
+        peers={"optax": lambda optax, h: optax.nadam(h["learning_rate"], **_adam_kwargs(h))},
+        unpaired={"torch": "torch's NAdam adds a momentum schedule"},
+    ),
+    "adamw": Row(
+        reference.AdamW,
+        cases=({"learning_rate": 0.1, "weight_decay": 0.1},),
+        fused={"learning_rate": 0.1, "weight_decay": 0.1},
+        quadratic=({"learning_rate": 0.3, "epsilon": 0.1, "weight_decay": 1e-5}, 500),
+        rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1, "weight_decay": 1e-5}, 20000),
+        roles=("m", "v"),
+        counter=True,
+        peers={
+            "torch": lambda torch, h: (torch.optim.AdamW,
+                                       _torch_adam(h, weight_decay=h["weight_decay"])),
+            "optax": lambda optax, h: optax.adamw(h["learning_rate"], **_adam_kwargs(h),
+                                                  weight_decay=h["weight_decay"]),
+        },
+    ),
+    "rprop": Row(
+        reference.Rprop,
+        cases=({"learning_rate": 0.1},
+               {"learning_rate": 0.3, "etas": (0.3, 1.5), "step_sizes": (0.05, 0.4)}),
+        fused={"learning_rate": 0.1},
+        quadratic=({"learning_rate": 0.1}, 150),
+        rosenbrock=({"learning_rate": 0.01}, 10000),
+        roles=("prev_grad", "step_size"),
+        counter=True,
+        resume={"learning_rate": 0.1},
+        peers={"torch": lambda torch, h: (torch.optim.Rprop, {
+            "lr": h["learning_rate"], "etas": tuple(h["etas"]),
+            "step_sizes": tuple(h["step_sizes"])})},
+    ),
+}
+
+
+def missing_rows():
+    """The rules of :data:`symopt.RULES` without a row, and the rows without a rule."""
+    import symopt
+
+    return sorted(set(symopt.RULES) ^ set(ROWS))
+
+
+def state_names(rule, params=("W", "b")):
+    """The names :func:`symopt.get_state` gives the state of ``rule`` for ``params``."""
+    row = ROWS[rule]
+    return [f"{p}.{role}" for p in params for role in row.roles] + (
+        [f"{rule}.t"] if row.counter else [])
+
+
+def peer(library, rule, module, hyperparameters):
+    """The peer ``library``'s form of ``rule`` with ``hyperparameters``, or None."""
+    factory = ROWS[rule].peers.get(library)
+    return None if factory is None else factory(module, hyperparameters)

@@ -1,0 +1,249 @@
+r"""The transform contract, :func:`chain`, :func:`apply`, and configured rules.
+
+A *transform* maps one step per parameter (at first, the gradients) to new steps, and
+says which state it keeps:
+
+.. code-block:: python
+
+    new_steps, state_updates = transform.transform(steps, params)
+
+``state_updates`` are ``(state_variable, new_value)`` pairs. Transforms compose with
+:func:`chain`, and :func:`apply` turns the final steps into updates
+``param <- param + step``, the one place where that happens. Every transform declares
+whether it is *elementwise* (each element of a new step depends only on the same
+element of the step, the parameter and its state, and on scalars): those can run as one
+fused loop over many tensors (:mod:`symopt.fused`); the others (a global norm, a guard
+over all steps) cannot, and the fused path keeps them on the per-tensor path.
+
+A transform is also a rule: called with ``(loss_or_grads, params)`` it returns the
+updates, so ``symopt.chain(symopt.clip_by_global_norm(5.0), symopt.adam(learning_rate=1e-3))``
+can be handed to ``pytensor.function``'s ``updates`` after calling it, or to
+``pm.fit(obj_optimizer=...)`` as it is.
+
+The sign convention lives in one place: every block works on gradient-like steps (they
+point uphill) until :func:`symopt.scale_by_learning_rate` multiplies by
+``-learning_rate``. Blocks after it (the momentum traces) accumulate descent steps, as
+Lasagne's and PyMC's momentum do, which keeps a changing learning rate exact.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections import Counter
+
+from symopt._checks import check_params, like_param
+from symopt.grads import get_or_compute_grads
+
+__all__ = ["ConfiguredRule", "Transform", "apply", "as_transform", "chain", "update_rule"]
+
+FUSE_CHOICES = (True, False, "auto")
+
+
+def _check_fuse(fuse):
+    if fuse not in FUSE_CHOICES:
+        raise ValueError(f"fuse must be True, False or 'auto', got {fuse!r}")
+    return fuse
+
+
+class Transform:
+    """A gradient transform: ``transform(steps, params) -> (new_steps, state_updates)``.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(steps, params)`` returning the new steps (one per parameter) and a list of
+        ``(state_variable, new_value)`` pairs.
+    elementwise : bool
+        Whether each element of a new step depends only on the same element of the
+        steps, the parameters and their state (and on scalars). Declared, never guessed:
+        it decides whether the transform can run in one fused loop.
+    name : str, optional
+        For messages and ``repr``.
+
+    Calling a transform with ``(loss_or_grads, params)`` applies it (:func:`apply`).
+
+    Examples
+    --------
+    A block of one's own, elementwise, chained before Adam:
+
+    >>> import numpy as np, pytensor, symopt
+    >>> halve = symopt.Transform(lambda steps, params: ([0.5 * s for s in steps], []),
+    ...                          elementwise=True, name="halve")
+    >>> w = pytensor.shared(np.array([3.0]), name="w")
+    >>> rule = symopt.chain(halve, symopt.sgd(learning_rate=0.1))
+    >>> step = pytensor.function([], [], updates=rule((w ** 2).sum(), [w]))
+    >>> _ = step(); w.get_value()
+    array([2.7])
+    """
+
+    fuse = False
+
+    def __init__(self, fn, *, elementwise, name=None):
+        if not callable(fn):
+            raise TypeError(f"a transform needs a function fn(steps, params), got "
+                            f"{type(fn).__name__}")
+        self.fn = fn
+        self.elementwise = bool(elementwise)
+        self.name = name or getattr(fn, "__name__", "transform")
+
+    def transform(self, steps, params):
+        """The new steps and the state updates for ``steps`` of ``params``."""
+        return self.fn(steps, params)
+
+    def __call__(self, loss_or_grads, params, fuse=None):
+        """The updates of this transform for ``params``: see :func:`apply`."""
+        return apply(self, loss_or_grads, params, fuse=self.fuse if fuse is None else fuse)
+
+    def __repr__(self):
+        return self.name
+
+
+def as_transform(value, where="transform"):
+    """``value`` as a :class:`Transform`; a plain function is taken as not elementwise.
+
+    A function ``fn(steps, params)`` written before transforms declared themselves still
+    works everywhere; it is only kept off the fused path (wrap it in
+    ``Transform(fn, elementwise=True)`` to declare that it may be fused).
+    """
+    if isinstance(value, Transform):
+        return value
+    if callable(value):
+        return Transform(value, elementwise=False)
+    raise TypeError(f"{where} is a {type(value).__name__}, not a transform: pass a rule, "
+                    "a building block or a function fn(steps, params)")
+
+
+def chain(*transforms):
+    """Compose transforms: the steps go through each in turn, their state is collected.
+
+    Rules configured without a loss (``symopt.adam(learning_rate=0.01)``) chain like any
+    block. The result is a transform, elementwise when every part is, and a rule: call it
+    with ``(loss_or_grads, params)`` or pass it to ``pm.fit(obj_optimizer=...)``.
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([3.0]), name="w")
+    >>> rule = symopt.chain(symopt.scale_by_adagrad(), symopt.scale_by_learning_rate(0.1))
+    >>> step = pytensor.function([], [], updates=rule((w ** 2).sum(), [w]))
+    >>> _ = step(); w.get_value().round(6)
+    array([2.9])
+    """
+    blocks = [as_transform(t, f"chain argument {i}") for i, t in enumerate(transforms)]
+
+    def transform(steps, params):
+        state = []
+        for block in blocks:
+            steps, block_state = block.transform(steps, params)
+            state += block_state
+        return steps, state
+
+    return Transform(transform, elementwise=all(b.elementwise for b in blocks),
+                     name=f"chain({', '.join(map(repr, blocks))})")
+
+
+def apply(transform, loss_or_grads, params, fuse=False):
+    """Run a transform on the gradients and return the updates.
+
+    The one place where steps become parameter updates: the result is
+    ``[(p, p + s) for each parameter] + state_updates``, a list ready for
+    ``pytensor.function(..., updates=...)``. Every expression has exactly the type of its
+    shared variable.
+
+    Parameters
+    ----------
+    transform : Transform, ConfiguredRule or function ``fn(steps, params)``
+    loss_or_grads : scalar TensorVariable or list of TensorVariable
+    params : list of SharedVariable
+    fuse : bool or "auto", default False
+        True: update all parameters of a dtype in one fused loop, their state in flat
+        buffers (:mod:`symopt.fused`), or raise :class:`symopt.fused.NotFusable` if the
+        transform is not elementwise. ``"auto"``: fuse when the transform is elementwise
+        and, with Numba the default backend, a dtype has at least
+        :data:`symopt.fused.FUSE_MIN_TENSORS` tensors (with a C backend the default,
+        whatever their number: :func:`symopt.fused.auto_min_tensors`).
+        False: one update per parameter.
+    """
+    _check_fuse(fuse)
+    transform = as_transform(transform)
+    params = check_params(params)
+    grads = get_or_compute_grads(loss_or_grads, params)
+    if fuse:
+        from symopt import fused
+
+        if fuse is True:
+            return fused.fused_apply(transform, grads, params)
+        largest_group = max(Counter(p.dtype for p in params).values())
+        if transform.elementwise and largest_group >= fused.auto_min_tensors():
+            return fused.fused_apply(transform, grads, params)
+    steps, state = transform.transform(grads, params)
+    updates = [(p, like_param(p + s, p)) for p, s in zip(params, steps, strict=True)]
+    return updates + [(var, var.type.filter_variable(value)) for var, value in state]
+
+
+class ConfiguredRule(Transform):
+    """An update rule with its hyperparameters set, waiting for a loss and parameters.
+
+    What ``symopt.adam(learning_rate=0.01)`` returns. Calling it,
+    ``rule(loss_or_grads, params)``, returns the updates; as a :class:`Transform` it can
+    be chained. ``hyperparameters`` holds every hyperparameter, defaults resolved.
+    """
+
+    def __init__(self, name, transform, hyperparameters, fuse=False):
+        transform = as_transform(transform)
+        super().__init__(transform.transform, elementwise=transform.elementwise, name=name)
+        self.hyperparameters = dict(hyperparameters)
+        self.fuse = _check_fuse(fuse)
+
+    def __call__(self, loss_or_grads, params, fuse=None):
+        """The updates; ``fuse`` defaults to the one the rule was configured with, so
+        ``pm.fit(obj_optimizer=symopt.adam(learning_rate=0.01, fuse=True))`` fuses."""
+        return super().__call__(loss_or_grads, params, fuse=fuse)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
+        return f"{self.name}({args})"
+
+
+def update_rule(build):
+    """Turn ``build(**hyperparameters) -> transform`` into a user-facing update rule.
+
+    The rule takes ``loss_or_grads`` and ``params`` first, then the hyperparameters of
+    ``build`` (by position or name), and either applies the transform or, given neither a
+    loss nor params, returns a :class:`ConfiguredRule`. Hyperparameters are checked
+    when the rule is called, in both cases. The keyword ``fuse`` chooses the per-tensor
+    or the fused multi-tensor path (see :func:`apply`).
+    """
+    hyper_signature = inspect.signature(build)
+
+    @functools.wraps(build)
+    def rule(loss_or_grads=None, params=None, *args, fuse=False, **kwargs):
+        _check_fuse(fuse)
+        bound = hyper_signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        transform = build(*bound.args, **bound.kwargs)
+        if loss_or_grads is None and params is None:
+            return ConfiguredRule(build.__name__, transform, bound.arguments, fuse=fuse)
+        if params is None:
+            raise ValueError(
+                f"{build.__name__}: loss_or_grads was given without params; pass the list "
+                "of shared variables to update"
+            )
+        if loss_or_grads is None:
+            raise ValueError(
+                f"{build.__name__}: params were given without loss_or_grads; pass a scalar "
+                "loss or one gradient per parameter"
+            )
+        return apply(transform, loss_or_grads, params, fuse=fuse)
+
+    leading = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+        for name in ("loss_or_grads", "params")
+    ]
+    fuse = inspect.Parameter("fuse", inspect.Parameter.KEYWORD_ONLY, default=False)
+    rule.__signature__ = hyper_signature.replace(
+        parameters=leading + list(hyper_signature.parameters.values()) + [fuse]
+    )
+    rule.build = build
+    return rule

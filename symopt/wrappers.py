@@ -1,0 +1,166 @@
+r"""Wrappers that map a rule's updates to new updates.
+
+- :func:`apply_momentum` and :func:`apply_nesterov_momentum`: momentum on top of any
+  rule's updates, as Lasagne's ``apply_momentum`` does it;
+- :func:`apply_norm_constraint`: a max-norm constraint on updated weights;
+- :func:`skip_nonfinite`: the NaN guard, which makes a step all-or-nothing.
+
+Each takes what a rule returned (a list of pairs, or a Lasagne-style dict) and returns
+the same kind.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pytensor.scalar import add as scalar_add
+from pytensor.tensor.elemwise import Elemwise
+
+from symopt._checks import check_params, describe, like_param
+from symopt.blocks import trace
+from symopt.constraints import norm_constraint
+from symopt.state import state_tag, tag_state
+
+__all__ = ["apply_momentum", "apply_nesterov_momentum", "apply_norm_constraint",
+           "skip_nonfinite"]
+
+
+def _step_of(param, expression):
+    """The step ``s`` of an update ``param + s``.
+
+    Updates made by symopt are literally ``param + s``, and ``s`` is taken from the graph,
+    so that momentum on top of them is bit for bit the rule with momentum built in; for
+    any other update expression the step is ``expression - param``.
+    """
+    node = expression.owner
+    if (
+        node is not None
+        and isinstance(node.op, Elemwise)
+        and node.op.scalar_op == scalar_add
+        and len(node.inputs) == 2
+        and node.inputs[0] is param
+    ):
+        return node.inputs[1]
+    return expression - param
+
+
+def _with_trace(updates, params, block):
+    pairs = list(updates.items() if isinstance(updates, dict) else updates)
+    if params is None:
+        params = [var for var, _ in pairs if state_tag(var) is None]
+    params = check_params(params)
+    expressions = {id(var): expr for var, expr in pairs}
+    for p in params:
+        if id(p) not in expressions:
+            raise ValueError(f"{describe(p)} is in params but has no update in updates")
+    steps = [_step_of(p, expressions[id(p)]) for p in params]
+    new_steps, state = block.transform(steps, params)
+    new = {id(p): like_param(p + s, p) for p, s in zip(params, new_steps)}
+    result = [(var, new.get(id(var), expr)) for var, expr in pairs] + state
+    return OrderedDict(result) if isinstance(updates, dict) else result
+
+
+def apply_momentum(updates, params=None, momentum=0.9):
+    r"""Add classical momentum to the updates of any rule.
+
+    For each parameter with update :math:`\theta + s`:
+
+    .. math:: v \leftarrow \mu\, v + s, \qquad \theta \leftarrow \theta + v
+
+    Parameters
+    ----------
+    updates : list of (SharedVariable, TensorVariable) or dict
+        What a rule returned (symopt's, Lasagne-style dicts, or hand-written).
+    params : list of SharedVariable, optional
+        Which parameters get momentum; by default every updated variable that is not
+        optimizer state.
+    momentum : float or scalar variable, default 0.9
+
+    Returns
+    -------
+    list or OrderedDict
+        The same kind as ``updates``, with the velocities' updates appended.
+        ``apply_momentum(sgd(loss, params, lr), momentum=mu)`` equals
+        ``momentum(loss, params, lr, mu)`` bit for bit.
+    """
+    return _with_trace(updates, params, trace(momentum))
+
+
+def apply_nesterov_momentum(updates, params=None, momentum=0.9):
+    r"""Add Nesterov momentum to the updates of any rule.
+
+    .. math:: v \leftarrow \mu\, v + s, \qquad \theta \leftarrow \theta + \mu\, v + s
+
+    See :func:`apply_momentum` for the arguments; ``apply_nesterov_momentum(sgd(...))``
+    equals :func:`symopt.nesterov_momentum` bit for bit.
+    """
+    return _with_trace(updates, params, trace(momentum, nesterov=True))
+
+
+def apply_norm_constraint(updates, params, max_norm, norm_axes=None, epsilon=1e-7):
+    """Apply :func:`norm_constraint` to the updated values of ``params`` in ``updates``.
+
+    The max-norm regularisation of the slides, "after each training step", folded into
+    the same compiled update. Returns the same kind as ``updates`` (list or dict).
+    """
+    params = check_params(params)
+    pairs = list(updates.items() if isinstance(updates, dict) else updates)
+    chosen = {id(p) for p in params}
+    found = {id(var) for var, _ in pairs} & chosen
+    for p in params:
+        if id(p) not in found:
+            raise ValueError(f"{describe(p)} is in params but has no update in updates")
+    result = [
+        (var, var.type.filter_variable(norm_constraint(e, max_norm, norm_axes, epsilon))
+         if id(var) in chosen else e)
+        for var, e in pairs
+    ]
+    return type(updates)(result) if isinstance(updates, dict) else result
+
+
+def skip_nonfinite(updates, counter=None, return_counter=False):
+    """Make the updates all-or-nothing: if any new value is NaN or inf, nothing changes.
+
+    Every floating-point update expression (parameters and optimizer state) is checked;
+    if one of them holds a non-finite value, every variable keeps its old value for this
+    step, including the rule's step counters, and ``counter`` is incremented. The book
+    advises watching for NaN values; this keeps one bad batch from destroying the model.
+
+    Parameters
+    ----------
+    updates : list of (SharedVariable, TensorVariable) or dict
+    counter : int shared scalar, optional
+        Where to count the skipped steps; by default a new one named
+        ``nonfinite.skips``, which is optimizer state (see :func:`symopt.get_state`).
+    return_counter : bool, default False
+        Also return the counter.
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, pytensor.tensor as pt, symopt
+    >>> w = pytensor.shared(np.array([1.0]), name="w")
+    >>> x = pt.dscalar("x")
+    >>> ups, skips = skip_nonfinite(symopt.sgd((w * x).sum(), [w], 0.1), return_counter=True)
+    >>> step = pytensor.function([x], [], updates=ups)
+    >>> _ = step(np.nan); _ = step(1.0)
+    >>> w.get_value(), int(skips.get_value())
+    (array([0.9]), 1)
+    """
+    pairs = list(updates.items() if isinstance(updates, dict) else updates)
+    if counter is None:
+        counter = tag_state(pytensor.shared(np.int64(0), name="nonfinite.skips"),
+                            "skip_nonfinite", "skips")
+    # pt.isfinite does not exist in PyTensor 2.38: "neither NaN nor inf" works in both.
+    checks = [~pt.any(pt.or_(pt.isnan(e), pt.isinf(e)))
+              for _, e in pairs if e.dtype.startswith("float")]
+    if not checks:
+        raise ValueError("skip_nonfinite: there is no floating-point update to check")
+    finite = functools.reduce(pt.and_, checks)
+    guarded = [(var, var.type.filter_variable(pt.switch(finite, e, var))) for var, e in pairs]
+    guarded.append((counter, pt.switch(finite, counter, counter + 1)))
+    result = type(updates)(guarded) if isinstance(updates, dict) else guarded
+    return (result, counter) if return_counter else result
