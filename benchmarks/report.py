@@ -301,6 +301,21 @@ def lever_section(update_merged, mlp_merged, meta):
                   "CPU time: lever / baseline"], body)
 
 
+def many_section(results):
+    """Adam over many tensors: symopt's paths, cold and warm, against the peers."""
+    rows = [x for x in results if x.get("bench") == "many" and "min" in x]
+    if not rows:
+        return "(not run)\n", []
+    header = ["framework", "backend", "layout", "threads", "k x size", "cache", "compile s",
+              "peak MiB", "step min ms", "step median ms"]
+    body = [[x["framework"], x["backend"], x["layout"], x.get("threads", 1),
+             f"{x['k']} x {x['size']}", x.get("cache", ""), fmt(x["compile_s"]),
+             f"{x['peak_rss_mib']:.0f}", fmt(x["min"] * 1e3, 3), fmt(x["median"] * 1e3, 3)]
+            for x in rows]
+    csv_rows = [dict(zip(header, line)) for line in body]
+    return table(header, body), csv_rows
+
+
 def bandwidth_section(kernels):
     body = []
     for (threads, ws), ds in sorted(kernels.items()):
@@ -335,6 +350,7 @@ def write_all(payload, out: Path):
     mlp_cpu_md, mlp_cpu_csv, _ = mlp_section(results, "mlp", "cpu")
     mlev_md, mlev_csv, mlev_merged = mlp_section(results, "mlp-levers")
     comp_md, comp_csv = compile_section(results)
+    many_md, many_csv = many_section(results)
     errors = [r for r in results if r.get("bench") == "error"]
     before, after = meta.get("machine_before", {}), meta.get("machine_after", {})
     parts = [
@@ -357,6 +373,8 @@ def write_all(payload, out: Path):
         "\n## 3. Compile time of the MLP training function\n", comp_md,
         "\n## 4. Memory: peak resident set of a training run (1 thread)\n",
         memory_section(results),
+        "\n## 5. Many tensors: Adam over k tensors, float32 (cache: cold or warm compile)\n",
+        many_md,
         "\n## Levers, one at a time\n", lever_section(lev_merged, mlev_merged, meta),
         "\n### Compiled update graphs (symopt, MLP-shaped tensors)\n", graph_md,
         "\n### Lever runs: update step\n", lev_summary, lev_md,
@@ -373,6 +391,7 @@ def write_all(payload, out: Path):
     write_csv(out / "update.csv", up_csv + cpu_csv + lev_csv)
     write_csv(out / "mlp.csv", mlp_csv + mlp_cpu_csv + mlev_csv)
     write_csv(out / "compile.csv", comp_csv)
+    write_csv(out / "many.csv", many_csv)
     write_csv(out / "bandwidth.csv", [
         {"threads": t, "working_set_bytes": ws, **{k: max(d[k] for d in ds) for k in ds[0]}}
         for (t, ws), ds in sorted(kernels.items())])

@@ -1,11 +1,11 @@
 """Run symopt's benchmarks and write the results as JSON, CSV and Markdown.
 
 Every measurement runs in its own worker process (``bandwidth.py``, ``update_step.py``,
-``mlp.py``), started with its thread count fixed in the environment and its CPU
+``mlp.py``, ``multi_tensor.py``), started with its thread count fixed in the environment and its CPU
 affinity (see ``_common.thread_env``). This driver only starts workers, collects their
 ``BENCH_RESULT`` lines and hands them to ``report.py``.
 
-    python benchmarks/run.py                 # everything (long: about an hour)
+    python benchmarks/run.py                 # everything (long: over an hour)
     python benchmarks/run.py --quick         # small sizes, few repeats (minutes)
     python benchmarks/run.py --only update levers --threads 1
 
@@ -226,13 +226,60 @@ class Runner:
                         shutil.rmtree(fresh, ignore_errors=True)
 
 
+    def many(self, tensors, size, repeats, *, backends=("numba", "c"), per_tensor=False,
+             vector_fused=False, big=()):
+        """Adam over many tensors (``multi_tensor.py``): symopt's fused and per-tensor
+        paths, cold and warm, against one vector, torch.optim and optax."""
+        def symopt_rows(backend, layout, k, n, cold, threads=1):
+            fresh = Path(tempfile.mkdtemp(prefix="symopt-bench-many-")) if cold else None
+            try:
+                env = {"NUMBA_CACHE_DIR": str(fresh / "numba-packages")} if cold else None
+                for phase in ("cold", "warm") if cold else ("warm",):
+                    for row in self.worker(
+                            "multi_tensor.py", ["--backend", backend, "--layout", layout,
+                                                "--k", str(k), "--size", str(n),
+                                                "--repeats", str(repeats)],
+                            threads=threads, cache=fresh or self.cache_root / "many",
+                            env_extra=env):
+                        row.update(bench="many", cache=phase, threads=threads)
+            finally:
+                if fresh is not None:
+                    shutil.rmtree(fresh, ignore_errors=True)
+
+        def peer_rows(framework, layouts, k, n):
+            for layout in layouts:
+                for threads in (1, 2):
+                    for row in self.worker("multi_tensor.py",
+                                           ["--framework", framework, "--layout", layout,
+                                            "--k", str(k), "--size", str(n),
+                                            "--repeats", str(repeats)], threads=threads):
+                        row.update(bench="many", cache="-")
+
+        for k in tensors:
+            for backend in backends:
+                symopt_rows(backend, "vector", k, size, cold=True)
+                symopt_rows(backend, "fused", k, size, cold=True)
+                if vector_fused:
+                    symopt_rows(backend, "vector-fused", k, size, cold=True)
+                if per_tensor or k <= 100:
+                    symopt_rows(backend, "per-tensor", k, size, cold=per_tensor)
+                symopt_rows(backend, "inputs-only", k, size, cold=False)
+            peer_rows("torch", ("foreach", "fused"), k, size)
+            peer_rows("jax", ("jit",), k, size)
+        for n in big:
+            for backend in backends:
+                for threads in (1, 2):
+                    symopt_rows(backend, "fused", 1, int(n), cold=False, threads=threads)
+            peer_rows("torch", ("fused",), 1, int(n))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and few repeats, to check that everything runs")
     parser.add_argument("--only", nargs="+",
-                        choices=["update", "mlp", "compile", "levers"],
-                        default=["update", "mlp", "compile", "levers"])
+                        choices=["update", "mlp", "compile", "levers", "many"],
+                        default=["update", "mlp", "compile", "levers", "many"])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--sizes", nargs="+", help="update-step sizes (default 1e5 1e6 1e7 mlp)")
     parser.add_argument("--rules", nargs="+", help="update-step rules (default: all)")
@@ -242,6 +289,17 @@ def main():
     parser.add_argument("--epochs", type=int, help="MLP: timed epochs")
     parser.add_argument("--steps", type=int, help="MLP: steps per timed epoch (600 = full)")
     parser.add_argument("--compile-repeats", type=int)
+    parser.add_argument("--many-tensors", type=int, nargs="+", help="many: tensor counts "
+                        "(default 100 300)")
+    parser.add_argument("--many-size", type=int, default=10_000,
+                        help="many: elements per tensor")
+    parser.add_argument("--per-tensor", action="store_true",
+                        help="many: also compile the per-tensor path cold (minutes each)")
+    parser.add_argument("--many-vector-fused", action="store_true",
+                        help="many: also the same elements as one tensor, fused")
+    parser.add_argument("--many-big", type=float, nargs="*",
+                        help="many: one tensor of each size, 1 and 2 threads "
+                             "(default 1e6 4e6 1e7)")
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(),
                                                         "symopt-bench-cache"),
@@ -252,12 +310,15 @@ def main():
     defaults = {"sizes": ["1e5", "1e6", "mlp"] if quick else ["1e5", "1e6", "1e7", "mlp"],
                 "repeats": 3 if quick else 7, "min_time": 0.02 if quick else 0.1,
                 "rounds": 1 if quick else 2, "epochs": 1 if quick else 3,
-                "steps": 60 if quick else 600, "compile_repeats": 1 if quick else 3}
+                "steps": 60 if quick else 600, "compile_repeats": 1 if quick else 3,
+                "many_tensors": [20] if quick else [100, 300],
+                "many_big": [1e6] if quick else [1e6, 4e6, 1e7]}
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    from update_step import RULE_NAMES
-    rules = args.rules or RULE_NAMES
+    import symopt
+
+    rules = args.rules or list(symopt.RULES)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     runner = Runner(args)
     meta = {"machine_before": _common.machine(), "args": vars(args), "quick": quick,
@@ -297,6 +358,11 @@ def main():
     if "compile" in args.only:
         runner.phase = "compile"
         runner.compile(COMPILE_CONFIGS, ["momentum", "adam"], args.compile_repeats)
+    if "many" in args.only:
+        runner.phase = "many"
+        runner.many(args.many_tensors, args.many_size, 5 if quick else 20,
+                    per_tensor=args.per_tensor, vector_fused=args.many_vector_fused,
+                    big=args.many_big)
 
     meta["machine_after"] = _common.machine()
     meta["wall_s"] = time.perf_counter() - t0

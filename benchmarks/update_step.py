@@ -32,14 +32,24 @@ _common.quiet_warnings()
 
 import numpy as np  # noqa: E402
 
-RULE_NAMES = ["sgd", "momentum", "nesterov_momentum", "adagrad", "rmsprop", "adadelta",
-              "adam", "adamax", "amsgrad", "nadam", "adamw", "rprop"]
 
-#: Per-parameter state arrays each rule keeps: a step reads p, g and every state array,
-#: and writes p and every state array, so it moves (3 + 2k) * n * 4 bytes at least.
-STATE_ARRAYS = {"sgd": 0, "momentum": 1, "nesterov_momentum": 1, "adagrad": 1,
-                "rmsprop": 1, "adadelta": 2, "adam": 2, "adamax": 2, "amsgrad": 3,
-                "nadam": 2, "adamw": 2, "rprop": 2}
+def state_arrays(rule):
+    """Per-parameter state arrays ``rule`` keeps (its rulebook row): a step reads p, g and
+    every state array, and writes p and every state array, so it moves (3 + 2k) * n * 4
+    bytes at least."""
+    from symopt.lab.rulebook import ROWS
+
+    return len(ROWS[rule].roles)
+
+
+def hyperparameters(rule):
+    """The rule's hyperparameters at their defaults, with the benchmarks' learning rate
+    (Rprop's initial step stays its own default)."""
+    import symopt
+
+    return symopt.RULES[rule](**({} if rule == "rprop" else {"learning_rate": LR})
+                              ).hyperparameters
+
 
 LR = 1e-3
 MLP_SHAPES = [(784, 600), (600,), (600, 10), (10,)]
@@ -102,31 +112,19 @@ def graph_summary(f, shapes):
 
 # --------------------------------------------------------------------------- torch
 
-TORCH_RULES = {
-    "sgd": ("SGD", {}),
-    "momentum": ("SGD", {"momentum": 0.9}),
-    "nesterov_momentum": ("SGD", {"momentum": 0.9, "nesterov": True}),
-    "adagrad": ("Adagrad", {"eps": 1e-6}),
-    "rmsprop": ("RMSprop", {"alpha": 0.9, "eps": 1e-6}),
-    "adadelta": ("Adadelta", {"rho": 0.95, "eps": 1e-6}),
-    "adam": ("Adam", {}),
-    "adamax": ("Adamax", {}),
-    "amsgrad": ("Adam", {"amsgrad": True}),
-    "nadam": ("NAdam", {}),
-    "adamw": ("AdamW", {}),
-    "rprop": ("Rprop", {}),
-}
-
-
 def build_torch(rule, shapes, args):
     import inspect
 
     import torch
 
+    from symopt.lab.rulebook import peer
+
     torch.set_num_threads(THREADS)
-    name, kw = TORCH_RULES[rule]
-    cls = getattr(torch.optim, name)
-    kw = dict(kw, lr=LR if rule != "rprop" else 0.01)
+    found = peer("torch", rule, torch, hyperparameters(rule), similar=True)
+    if found is None:
+        return None, None, {"skipped": f"torch.optim has no {rule}"}
+    cls, kw = found
+    name = cls.__name__
     if args.variant == "fused":
         if "fused" not in inspect.signature(cls).parameters:
             return None, None, {"skipped": f"torch.optim.{name} has no fused implementation"}
@@ -148,30 +146,23 @@ def build_torch(rule, shapes, args):
 # --------------------------------------------------------------------------- optax
 
 def optax_rule(rule):
+    """optax's form of ``rule`` (the same rule, or one of the same cost), or None."""
     import optax
 
-    return {
-        "sgd": lambda: optax.sgd(LR),
-        "momentum": lambda: optax.sgd(LR, momentum=0.9),
-        "nesterov_momentum": lambda: optax.sgd(LR, momentum=0.9, nesterov=True),
-        "adagrad": lambda: optax.adagrad(LR, eps=1e-6),
-        "rmsprop": lambda: optax.rmsprop(LR, decay=0.9, eps=1e-6),
-        "adadelta": lambda: optax.adadelta(LR, rho=0.95, eps=1e-6),
-        "adam": lambda: optax.adam(LR),
-        "adamax": lambda: optax.adamax(LR),
-        "amsgrad": lambda: optax.amsgrad(LR),
-        "nadam": lambda: optax.nadam(LR),
-        "adamw": lambda: optax.adamw(LR, weight_decay=1e-2),
-        "rprop": lambda: optax.rprop(0.01),
-    }[rule]()
+    from symopt.lab.rulebook import peer
+
+    return peer("optax", rule, optax, hyperparameters(rule), similar=True)
 
 
 def build_optax(rule, shapes, args):
     import jax.numpy as jnp
 
+    transformation = optax_rule(rule)
+    if transformation is None:
+        return None, None, {"skipped": f"optax has no {rule}"}
     p0, g0 = initial_values(shapes)
     call, sync, compile_s = _common.optax_stepper(
-        optax_rule(rule), [jnp.asarray(v) for v in p0], [jnp.asarray(v) for v in g0])
+        transformation, [jnp.asarray(v) for v in p0], [jnp.asarray(v) for v in g0])
     return call, sync, {"compile_s": compile_s}
 
 
@@ -295,9 +286,22 @@ def numpy_step(rule, p, g, s, tmp, tmp2, mask1, mask2, t):
         p -= tmp
 
 
+def default_rules():
+    import symopt
+
+    return list(symopt.RULES)
+
+
+#: the rules :func:`numpy_step` has a hand-written in-place kernel for
+NUMPY_KERNELS = {"sgd", "momentum", "nesterov_momentum", "adagrad", "rmsprop", "adadelta",
+                 "rprop", "adam", "adamax", "amsgrad", "nadam", "adamw"}
+
+
 def build_numpy(rule, shapes, args):
+    if rule not in NUMPY_KERNELS:
+        return None, None, {"skipped": f"no NumPy kernel written for {rule}"}
     p0, g0 = initial_values(shapes)
-    k = STATE_ARRAYS[rule]
+    k = state_arrays(rule)
     work = []
     for p, g in zip(p0, g0):
         work.append((p, g, [np.zeros_like(p) for _ in range(k)], np.empty_like(p),
@@ -330,7 +334,7 @@ def main():
                         help="symopt: the fused multi-tensor path (fuse=True, symopt.fused)")
     parser.add_argument("--variant", default="forloop", help="torch: forloop|foreach|fused")
     parser.add_argument("--sizes", nargs="+", default=["1e5", "1e6", "1e7", "mlp"])
-    parser.add_argument("--rules", nargs="+", default=RULE_NAMES)
+    parser.add_argument("--rules", nargs="+", default=None, help="default: symopt.RULES")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--min-time", type=float, default=0.1)
     args = parser.parse_args()
@@ -340,12 +344,12 @@ def main():
     for size in args.sizes:
         shapes = shapes_of(size)
         n = sum(int(np.prod(s)) for s in shapes)
-        for rule in args.rules:
+        for rule in args.rules or default_rules():
             step, sync, info = build(rule, shapes, args)
             result = {"bench": "update", "config": args.config, "framework": args.framework,
                       "threads": THREADS, "rule": rule, "size": size, "n": n,
-                      "n_tensors": len(shapes), "state_arrays": STATE_ARRAYS[rule],
-                      "bytes": (3 + 2 * STATE_ARRAYS[rule]) * n * 4, **info}
+                      "n_tensors": len(shapes), "state_arrays": state_arrays(rule),
+                      "bytes": (3 + 2 * state_arrays(rule)) * n * 4, **info}
             if step is not None:
                 result.update(_common.time_calls(step, repeats=args.repeats,
                                                  min_time=args.min_time, sync=sync))

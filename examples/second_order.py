@@ -35,7 +35,6 @@ reduced to the two given by ``--classes``; features are standardised.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import importlib
 import json
@@ -361,10 +360,8 @@ METHODS = RULES + SCIPY_METHODS + ("HF",)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    parser.add_argument("--out", required=True, help="output directory (created)")
+    parser = kit.base_parser(__doc__.split("\n\n")[0], out="results/second_order",
+                             epochs=10)
     parser.add_argument("--data", default="synthetic",
                         help="'synthetic' (NumPy), 'fashion-mnist' (symopt.lab.data) or "
                              "'package.module:function' returning (X, y)")
@@ -381,7 +378,6 @@ def parse_args(argv=None):
     parser.add_argument("--esgd-lr", type=float, default=0.2,
                         help="ESGD's learning rate (the paper tunes it per problem; "
                              "Fashion-MNIST needs a smaller one than the synthetic data)")
-    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--eval-every", type=int, default=10, help="mini-batch steps")
     parser.add_argument("--scipy-iters", type=int, default=200)
     parser.add_argument("--hf-batch-size", type=int, default=1000)
@@ -395,12 +391,11 @@ def parse_args(argv=None):
     parser.add_argument("--measure-steps", type=int, default=500,
                         help="steps per timing of one step's cost (0: no timing)")
     parser.add_argument("--measure-repeats", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true",
-                        help="a small run (for tests): few samples, epochs and iterations")
     args = parser.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = 2 if args.quick else 10
     if args.quick:
-        args.n_samples, args.epochs, args.scipy_iters = 600, 2, 30
+        args.n_samples, args.scipy_iters = 600, 30
         args.hf_batch_size, args.hf_updates, args.hf_cg_iters = 300, 5, 10
         args.measure_steps = min(args.measure_steps, 50)
         args.measure_repeats, args.measure_hidden = 2, 0
@@ -444,13 +439,14 @@ def main(argv=None):
         print(f"reference {reference:.8f}, {reference_is}")
 
     final = {}
-    print(f"{'method':<20} {'iterations':>10} {'seconds':>9} {'cost':>11} {'- reference':>12}")
     for name, trace in traces.items():
         iteration, seconds, value = trace.points[-1]
         final[name] = {"iterations": iteration, "seconds": seconds, "cost": value,
                        "cost_minus_reference": value - reference}
-        print(f"{name:<20} {iteration:>10d} {seconds:>9.3f} {value:>11.6f} "
-              f"{value - reference:>12.3e}")
+    rows = [{"method": name, **numbers} for name, numbers in final.items()]
+    kit.write_rows(rows, os.path.join(args.out, "final"), title=f"{model}: final cost",
+                   notes=f"Reference: {reference_is}, {reference:.8f}.")
+    print(kit.markdown_table(rows, digits=6))
     plot(traces, reference, args.out,
          f"{model}, {len(y)} examples x {X.shape[1]} features ({args.data})\n"
          f"reference: {reference_is}, {reference:.6f}")

@@ -29,6 +29,7 @@ __all__ = [
     "scale_by_adamax",
     "scale_by_amsgrad",
     "scale_by_learning_rate",
+    "scale_by_lion",
     "scale_by_nadam",
     "scale_by_rms",
     "scale_by_rprop",
@@ -314,6 +315,32 @@ def scale_by_nadam(beta1=0.9, beta2=0.999, epsilon=1e-8):
         return m_hat / (pt.sqrt(v / (1 - b2**t)) + eps), pairs
 
     return _adam_family("nadam", beta1, beta2, epsilon, direction)
+
+
+def scale_by_lion(beta1=0.9, beta2=0.99):
+    r"""Lion's direction: the sign of an interpolation of momentum and gradient.
+
+    .. math::
+
+        s \leftarrow \mathrm{sign}\big(\beta_1 m + (1-\beta_1)\, g\big), \qquad
+        m \leftarrow \beta_2 m + (1-\beta_2)\, g
+
+    Chen et al. (2023), "Symbolic Discovery of Optimization Algorithms", Program 1.
+    State: ``<param>.m``.
+    """
+    check_hyper(beta1, "beta1", low=0, high=1)
+    check_hyper(beta2, "beta2", low=0, high=1)
+
+    def transform(steps, params):
+        new_steps, state = [], []
+        for g, p in zip(steps, params, strict=True):
+            b1, b2 = as_scalar(beta1, p.dtype), as_scalar(beta2, p.dtype)
+            m = param_state(p, "m", "lion")
+            new_steps.append(pt.sign(b1 * m + (1 - b1) * g))
+            state.append((m, b2 * m + (1 - b2) * g))
+        return new_steps, state
+
+    return Transform(transform, elementwise=True, name="scale_by_lion")
 
 
 def scale_by_rprop(initial_step=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):

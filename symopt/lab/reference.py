@@ -345,6 +345,34 @@ def blog_toy(grad, x0, steps, learning_rate=0.01, momentum=0.9, look_ahead=False
     return xs, vs
 
 
+
+class Lion(Rule):
+    r"""Lion (EvoLved Sign Momentum), as ``optax.lion`` computes it.
+
+    Chen et al., "Symbolic Discovery of Optimization Algorithms", 2023,
+    https://arxiv.org/abs/2302.06675 (Program 1 / Algorithm 2).
+
+    .. math::
+        u &= \mathrm{sign}(\beta_1 m + (1-\beta_1) g)\\
+        m &\leftarrow \beta_2 m + (1-\beta_2) g\\
+        \theta &\leftarrow \theta - \eta(u + \lambda\theta)
+
+    Same as the paper. Defaults: betas 0.9/0.99 (paper and optax); weight_decay 1e-3
+    (optax's; the authors' PyTorch code defaults to 0); learning_rate 1e-4 (optax
+    requires one; the authors' code default, the paper advises 3-10x below AdamW's).
+    """
+
+    def __init__(self, params, learning_rate=1e-4, beta1=0.9, beta2=0.99, weight_decay=1e-3):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         weight_decay=weight_decay)
+        self.m = _zeros(params)
+
+    def update(self, i, theta, g):
+        b1, b2 = self.c(self.beta1), self.c(self.beta2)
+        u = np.sign((1 - b1) * g + b1 * self.m[i])
+        self.m[i] = (1 - b2) * g + b2 * self.m[i]
+        return theta + self.c(-self.learning_rate) * (u + self.c(self.weight_decay) * theta)
+
 class BlogSGD(SGD):
     """The MLP script's ``sgd``: ``param - learning_rate * grad``."""
 

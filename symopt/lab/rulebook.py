@@ -55,6 +55,10 @@ class Row:
         ``{"torch" | "optax" | "pymc": factory}``, see the module docstring.
     unpaired : dict
         ``{peer: reason}`` for the peers that have a rule of this name but other equations.
+    similar : dict
+        ``{peer: factory}`` for those: the same arrays and arithmetic, other details (an
+        epsilon's place), so their step time is comparable, not their numbers. The
+        benchmarks time them where no peer computes the same rule.
     """
 
     reference: type
@@ -67,6 +71,7 @@ class Row:
     resume: dict | None = None
     peers: dict = field(default_factory=dict)
     unpaired: dict = field(default_factory=dict)
+    similar: dict = field(default_factory=dict)
 
 
 def _adam_kwargs(h):
@@ -107,6 +112,8 @@ ROWS = {
         },
         unpaired={"optax": "optax.sgd(momentum=...) traces the gradient, not the step: "
                            "equal only for a constant learning rate, to rounding"},
+        similar={"optax": lambda optax, h: optax.sgd(h["learning_rate"],
+                                                     momentum=h["momentum"])},
     ),
     "nesterov_momentum": Row(
         reference.NesterovMomentum,
@@ -138,6 +145,8 @@ ROWS = {
                                              epsilon=h["epsilon"]),
         },
         unpaired={"torch": "torch's Adagrad adds epsilon outside the root"},
+        similar={"torch": lambda torch, h: (torch.optim.Adagrad, {"lr": h["learning_rate"],
+                                                                  "eps": h["epsilon"]})},
     ),
     "rmsprop": Row(
         reference.RMSProp,
@@ -160,6 +169,9 @@ ROWS = {
                                    if not h["momentum"] and not h["centered"] else None),
         },
         unpaired={"torch": "torch's RMSprop adds epsilon outside the root"},
+        similar={"torch": lambda torch, h: (torch.optim.RMSprop, {
+            "lr": h["learning_rate"], "alpha": h["rho"], "eps": h["epsilon"],
+            "momentum": h["momentum"], "centered": h["centered"]})},
     ),
     "adadelta": Row(
         reference.AdaDelta,
@@ -192,6 +204,9 @@ ROWS = {
             "optax": lambda optax, h: optax.adam(h["learning_rate"], **_adam_kwargs(h)),
         },
         unpaired={"pymc": "PyMC's adam adds epsilon before the bias correction"},
+        similar={"pymc": lambda pm, h: pm.adam(learning_rate=h["learning_rate"],
+                                               beta1=h["beta1"], beta2=h["beta2"],
+                                               epsilon=h["epsilon"])},
     ),
     "adamax": Row(
         reference.AdaMax,
@@ -209,6 +224,7 @@ ROWS = {
                                             epsilon=h["epsilon"]),
         },
         unpaired={"torch": "torch's Adamax adds epsilon inside the max"},
+        similar={"torch": lambda torch, h: (torch.optim.Adamax, _torch_adam(h))},
     ),
     "amsgrad": Row(
         reference.AMSGrad,
@@ -221,6 +237,8 @@ ROWS = {
         resume={"learning_rate": 0.05, "beta2": 0.9},
         peers={"torch": lambda torch, h: (torch.optim.Adam, _torch_adam(h, amsgrad=True))},
         unpaired={"optax": "optax.amsgrad keeps the maximum of the bias-corrected v"},
+        similar={"optax": lambda optax, h: optax.amsgrad(h["learning_rate"],
+                                                         **_adam_kwargs(h))},
     ),
     "nadam": Row(
         reference.NAdam,
@@ -233,6 +251,7 @@ ROWS = {
         counter=True,
         peers={"optax": lambda optax, h: optax.nadam(h["learning_rate"], **_adam_kwargs(h))},
         unpaired={"torch": "torch's NAdam adds a momentum schedule"},
+        similar={"torch": lambda torch, h: (torch.optim.NAdam, _torch_adam(h))},
     ),
     "adamw": Row(
         reference.AdamW,
@@ -263,6 +282,19 @@ ROWS = {
             "lr": h["learning_rate"], "etas": tuple(h["etas"]),
             "step_sizes": tuple(h["step_sizes"])})},
     ),
+    "lion": Row(
+        reference.Lion,
+        cases=({"learning_rate": 0.1},
+               {"learning_rate": 0.05, "beta1": 0.8, "beta2": 0.9, "weight_decay": 0.1}),
+        fused={"learning_rate": 0.05, "weight_decay": 0.1},
+        # a sign step hovers at two or three learning rates from the minimum
+        quadratic=({"learning_rate": 2e-4, "weight_decay": 0.0}, 30000),
+        rosenbrock=({"learning_rate": 1e-3, "weight_decay": 0.0}, 5000),
+        roles=("m",),
+        peers={"optax": lambda optax, h: optax.lion(h["learning_rate"], b1=h["beta1"],
+                                                    b2=h["beta2"],
+                                                    weight_decay=h["weight_decay"])},
+    ),
 }
 
 
@@ -280,7 +312,12 @@ def state_names(rule, params=("W", "b")):
         [f"{rule}.t"] if row.counter else [])
 
 
-def peer(library, rule, module, hyperparameters):
-    """The peer ``library``'s form of ``rule`` with ``hyperparameters``, or None."""
-    factory = ROWS[rule].peers.get(library)
+def peer(library, rule, module, hyperparameters, similar=False):
+    """The peer ``library``'s form of ``rule`` with ``hyperparameters``, or None.
+
+    With ``similar``, a rule of the same cost stands in where no peer computes the same
+    one (for timing only).
+    """
+    row = ROWS[rule]
+    factory = row.peers.get(library) or (row.similar.get(library) if similar else None)
     return None if factory is None else factory(module, hyperparameters)

@@ -206,3 +206,30 @@ def test_precomputed_gradients_equal_the_loss(problem, name):
            + symopt.RULES[name](grads, b, learning_rate=0.05))
     run_side_by_side(ups, a, b, reference_check(problem, ROWS[name].reference(
         problem.initial(), learning_rate=0.05)))
+
+
+def test_a_chain_is_a_rule(problem):
+    """``chain(...)`` called with ``(loss, params)`` gives the updates ``apply`` gives."""
+    a, b = two_copies(problem)
+    rule = chain(symopt.clip_by_global_norm(0.5), symopt.adam(learning_rate=0.05))
+    ups = rule(problem.loss(a), a) + apply(rule, problem.loss(b), b)
+    clipped_adam = reference.Adam(problem.initial(), 0.05)
+
+    def clip_by_global_norm(grads, max_norm=0.5, epsilon=1e-7):
+        norm = np.sqrt(sum(float((g ** 2).sum()) for g in grads))
+        return [g * min(norm, max_norm) / (norm + epsilon) for g in grads]
+
+    clipped_adam.prepare = clip_by_global_norm
+    run_side_by_side(ups, a, b, reference_check(problem, clipped_adam))
+    assert "clip_by_global_norm" in repr(rule) and not rule.elementwise
+
+
+def test_second_order_configured_rules_keep_their_fuse_and_accept_it_when_called(problem):
+    """esgd(..., fuse="auto") keeps fuse; LossRule(...)(loss, params, fuse=False) works."""
+    params = problem.shared()
+    configured = symopt.esgd(learning_rate=0.1, fuse="auto", seed=0)
+    assert configured.fuse == "auto"
+    updates = configured(problem.loss(params), params, fuse=False)
+    assert [v.name for v, _ in updates[:2]] == ["W", "b"]
+    with pytest.raises(TypeError, match="needs the loss itself"):
+        configured(get_or_compute_grads(problem.loss(params), params), params)

@@ -26,8 +26,8 @@ import pytest
 
 from symopt.lab.curves import load_curves
 from symopt.lab.forms import FORMS
-from symopt.lab.rulebook import ROWS, peer
 from symopt.lab.problems import make_problem
+from symopt.lab.rulebook import ROWS, peer
 
 RECORDED = Path(__file__).parent / "recorded"
 PROBLEMS = ("toy", "quadratic", "rosenbrock")

@@ -1,4 +1,4 @@
-"""Fixtures for the training-toolkit tests."""
+"""Fixtures for the lab tests."""
 
 import pytest
 

@@ -31,8 +31,13 @@ def test_quick_run_writes_figures(example, tmp_path, capsys):
         "--out", str(out), "--quick", "--methods", "esgd", "trust-ncg",
         "--measure-steps", "0"])  # the step timings compile six more functions
     assert {p.name for p in out.iterdir()} == {"cost_vs_iterations.png", "cost_vs_time.png",
-                                             "results.json"}
+                                             "results.json", "final.md", "final.csv",
+                                             "final.json"}
     results = json.loads((out / "results.json").read_text())
+    final = json.loads((out / "final.json").read_text())
+    assert [row["method"] for row in final] == ["esgd", "trust-ncg"]
+    assert final[1]["cost_minus_reference"] == pytest.approx(
+        results["final"]["trust-ncg"]["cost_minus_reference"])
     assert set(results["traces"]) == {"esgd", "trust-ncg"}
     assert results["traces"]["trust-ncg"][-1][2] - results["optimum"] < 1e-6
     assert step_cost == {}

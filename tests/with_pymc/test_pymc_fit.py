@@ -86,3 +86,17 @@ def test_fused_adam_in_pm_fit_matches_the_per_tensor_path(observed):
     per_tensor = _fit(observed, symopt.adam(learning_rate=0.05), n=300)
     np.testing.assert_allclose(fused.hist, per_tensor.hist, rtol=1e-12)
     assert fused.hist[-50:].mean() < fused.hist[:10].mean() - 50
+
+
+def test_a_chain_goes_to_pm_fit_as_it_is(observed):
+    """``chain(clip_by_global_norm, adam)`` is a rule: pm.fit takes it, and it computes
+    what clipping the gradients by hand and then Adam computes."""
+    rule = symopt.chain(symopt.clip_by_global_norm(5.0), symopt.adam(learning_rate=0.05))
+    chained = _fit(observed, rule, n=300)
+
+    def by_hand(loss, params):
+        grads = symopt.total_norm_constraint(symopt.get_or_compute_grads(loss, params), 5.0)
+        return symopt.adam(grads, params, learning_rate=0.05)
+
+    np.testing.assert_array_equal(chained.hist, _fit(observed, by_hand, n=300).hist)
+    assert chained.hist[-50:].mean() < chained.hist[:10].mean() - 50
