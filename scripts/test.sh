@@ -11,12 +11,12 @@
 #
 # Extra arguments go to stage 1's pytest, e.g. `bash scripts/test.sh --runslow` (adds the
 # image problems' recorded curves) or `bash scripts/test.sh -x -k adam`.
-# TEST_WORKERS sets the number of pytest-xdist workers (default: one per core).
+# TEST_WORKERS sets the number of pytest-xdist workers (default: one per core, nproc).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_env.sh
 
-WORKERS=${TEST_WORKERS:-auto}
+WORKERS=${TEST_WORKERS:-$(nproc 2>/dev/null || echo 2)}
 XDIST=(-n "$WORKERS" --dist loadgroup)
 summary=()
 failed=0
@@ -37,7 +37,8 @@ stage() {  # stage NAME COMMAND...: run it, time it, remember how it went
 
 venv() {  # venv DIR EXTRAS: create DIR if missing and install symopt with EXTRAS into it
   if [ ! -x "$1/bin/python" ]; then "$PY" -m venv "$1" || return; fi
-  "$1/bin/pip" install -q -e ".[$2]"
+  # (pip's notes about this machine's local package indexes are not worth showing)
+  "$1/bin/pip" install -q -e ".[$2]" 2> >(grep -v "is ignored: it is neither" >&2)
 }
 
 pytensor3() {
