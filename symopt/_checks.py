@@ -101,8 +101,56 @@ def check_hyper(value, name, *, low=None, high=None, low_open=False, high_open=F
     )
 
 
+def check_positive_int(value, name):
+    """``value`` as an int if it is a positive integer (not a bool), or raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def nonzero(value):
+    """False only for a literal zero: a rule may then leave a term out of its graph."""
+    return not _is_number(value) or float(value) != 0
+
+
 def as_scalar(value, dtype):
     """A hyperparameter as a scalar of exactly ``dtype``, so it never upcasts a parameter."""
     if isinstance(value, Variable):
         return value if value.dtype == dtype else pt.cast(value, dtype)
     return pt.constant(np.asarray(value, dtype=dtype))
+
+
+def require_loss(loss_or_grads, who):
+    """Return ``loss_or_grads`` if it is a scalar floating-point loss, or raise.
+
+    Rules and solvers that differentiate the gradient again, or evaluate it somewhere
+    else than at the current parameters, cannot work from gradients alone.
+
+    Raises
+    ------
+    TypeError
+        If a list of gradients (or anything but a variable) is given.
+    ValueError
+        If the loss is not a floating-point scalar.
+    """
+    if isinstance(loss_or_grads, (list, tuple)):
+        raise TypeError(
+            f"{who} needs the loss itself, not a list of gradients: it differentiates the "
+            "gradients a second time (curvature) or evaluates them at another point, which a "
+            "list of gradient values does not allow; pass the scalar loss"
+        )
+    if loss_or_grads is None:
+        raise ValueError(f"{who}: the loss is required")
+    if not isinstance(loss_or_grads, Variable):
+        raise TypeError(
+            f"{who}: the loss must be a scalar PyTensor variable, got "
+            f"{type(loss_or_grads).__name__}"
+        )
+    if getattr(loss_or_grads, "ndim", None) != 0:
+        raise ValueError(
+            f"{who}: the loss must be a scalar, got a variable with ndim={loss_or_grads.ndim}; "
+            "reduce it first, e.g. with .mean() or .sum()"
+        )
+    if not loss_or_grads.dtype.startswith("float"):
+        raise TypeError(f"{who}: the loss must be floating point, got dtype {loss_or_grads.dtype}")
+    return loss_or_grads

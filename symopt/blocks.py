@@ -12,10 +12,14 @@ they are cast to each parameter's dtype, so a float32 parameter stays float32.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+import pytensor
 import pytensor.tensor as pt
 
-from symopt._checks import as_scalar, check_hyper
-from symopt.state import param_state, step_counter
+from symopt._checks import as_scalar, check_hyper, check_positive_int, nonzero
+from symopt.state import param_state, rule_state, step_counter
 from symopt.transform import Transform
 
 __all__ = [
@@ -234,21 +238,27 @@ def _adam_family(rule, beta1, beta2, epsilon, direction):
     return Transform(transform, elementwise=True, name=f"scale_by_{rule}")
 
 
-def scale_by_adam(beta1=0.9, beta2=0.999, epsilon=1e-8, name="adam"):
+def scale_by_adam(beta1=0.9, beta2=0.999, epsilon=1e-8, name="adam", eps_root=0.0):
     r"""Adam's direction, Algorithm 1 of Kingma & Ba (2015).
 
     .. math::
 
         m &\leftarrow \beta_1 m + (1-\beta_1)\, g, \qquad
         v \leftarrow \beta_2 v + (1-\beta_2)\, g^2 \\
-        s &\leftarrow \frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}
+        s &\leftarrow \frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t) + \epsilon_{root}}
+            + \epsilon}
 
-    State: ``<param>.m``, ``<param>.v`` and the counter ``<name>.t``.
+    (``eps_root``, optax's, is zero for Adam; LAMB takes it.) State: ``<param>.m``,
+    ``<param>.v`` and the counter ``<name>.t``.
     """
+    check_hyper(eps_root, "eps_root", low=0)
 
     def direction(g, p, b1, b2, eps, t):
         m, v, pairs = _moments(g, p, b1, b2, name)
-        return (m / (1 - b1**t)) / (pt.sqrt(v / (1 - b2**t)) + eps), pairs
+        v_hat = v / (1 - b2**t)
+        if nonzero(eps_root):
+            v_hat = v_hat + as_scalar(eps_root, p.dtype)
+        return (m / (1 - b1**t)) / (pt.sqrt(v_hat) + eps), pairs
 
     return _adam_family(name, beta1, beta2, epsilon, direction)
 
@@ -389,3 +399,710 @@ def scale_by_rprop(initial_step=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
         return new_steps, state + [(t, t + 1)]
 
     return Transform(transform, elementwise=True, name="scale_by_rprop")
+
+
+# --------------------------------------------------------------------------------------
+# The modern rules' blocks (issue 17)
+# --------------------------------------------------------------------------------------
+
+
+def _counted(rule, direction, elementwise=True, name=None):
+    """A transform with a step counter ``<rule>.t`` and per-parameter state.
+
+    ``direction(g, p, t)`` returns ``(step, state_pairs)`` for one parameter, with ``t``
+    the step count (1 at the first step) cast to the parameter's dtype.
+    """
+
+    def transform(steps, params):
+        t = step_counter(rule)
+        t_new = t + 1
+        new_steps, state = [], []
+        for g, p in zip(steps, params, strict=True):
+            step, pairs = direction(g, p, pt.cast(t_new, p.dtype))
+            new_steps.append(step)
+            state += pairs
+        return new_steps, state + [(t, t_new)]
+
+    return Transform(transform, elementwise=elementwise, name=name or f"scale_by_{rule}")
+
+
+def _lerp(a, b, weight):
+    """``a + weight * (b - a)``: torch's ``lerp``, the form torch's rules update with."""
+    return a + weight * (b - a)
+
+
+def _frobenius(x):
+    return pt.sqrt(pt.sum(pt.sqr(x)))
+
+
+def scale_by_radam(beta1=0.9, beta2=0.999, epsilon=1e-8):
+    r"""RAdam's direction (Liu et al., 2020): Adam's, rectified once its variance is known.
+
+    .. math::
+
+        \rho_\infty = \frac{2}{1-\beta_2} - 1, \qquad
+        \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1-\beta_2^t}, \qquad
+        s \leftarrow \begin{cases}
+            r_t\, \hat m\, \sqrt{1-\beta_2^t} / (\sqrt v + \epsilon) & \rho_t > 5 \\
+            \hat m & \text{otherwise}\end{cases}
+
+    with :math:`\hat m = m/(1-\beta_1^t)` and
+    :math:`r_t = \sqrt{(\rho_t-4)(\rho_t-2)\rho_\infty / ((\rho_\infty-4)(\rho_\infty-2)\rho_t)}`,
+    the form of ``torch.optim.RAdam``. State: ``<param>.m``, ``<param>.v``, ``radam.t``.
+    """
+    _check_betas(beta1, beta2)
+    check_hyper(epsilon, "epsilon", low=0)
+
+    def direction(g, p, t):
+        dtype = p.dtype
+        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+        m = param_state(p, "m", "radam")
+        v = param_state(p, "v", "radam")
+        m_new = _lerp(m, g, 1 - b1)
+        v_new = b2 * v + (1 - b2) * pt.sqr(g)
+        bias1, bias2 = 1 - b1**t, 1 - b2**t
+        rho_inf = 2 / (1 - b2) - 1
+        rho_t = rho_inf - 2 * t * b2**t / bias2
+        rectifier = pt.sqrt(pt.maximum(
+            (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t),
+            as_scalar(0, dtype)))
+        m_hat = m_new / bias1
+        rectified = m_hat * rectifier * pt.sqrt(bias2) / (pt.sqrt(v_new)
+                                                          + as_scalar(epsilon, dtype))
+        step = pt.switch(pt.gt(rho_t, 5), rectified, m_hat)
+        return step, [(m, m_new), (v, v_new)]
+
+    return _counted("radam", direction)
+
+
+def scale_by_adafactor(learning_rate=1e-2, beta2_decay=-0.8, epsilon1=None, epsilon2=1e-3,
+                       d=1.0, weight_decay=0.0):
+    r"""Adafactor's step (Shazeer & Stern, 2018), in the form of ``torch.optim.Adafactor``.
+
+    The second moment of a matrix (of the last two axes of a tensor) is kept factored,
+    as its row and column means :math:`R` and :math:`C`; a vector keeps it whole:
+
+    .. math::
+
+        w_t &= t^{c}, \qquad R \leftarrow R + w_t (\mathrm{mean}_{-1}(g^2) - R), \qquad
+            C \leftarrow C + w_t (\mathrm{mean}_{-2}(g^2) - C), \qquad
+            \hat V = \frac{R\, C}{\max(\mathrm{mean}_{-2}(R), \epsilon_1)} \\
+        U &= g / \sqrt{\max(\hat V, \epsilon_1^2)}, \qquad
+        \alpha_t = \max(\epsilon_2, \mathrm{RMS}(\theta)) \min(\eta, 1/\sqrt t) \\
+        s &\leftarrow \frac{\alpha_t}{\max(1, \mathrm{RMS}(U)/d)}\, U + \eta\lambda\,\theta
+
+    with :math:`c` = ``beta2_decay`` and ``epsilon1`` None the dtype's machine epsilon.
+    The step is uphill and in the parameter's units (negate it). Not elementwise: the
+    root mean squares and the factored means look across each tensor. State:
+    ``<param>.row_variance`` and ``<param>.col_variance`` (shapes ``shape[:-1] + (1,)``
+    and ``shape[:-2] + (1, shape[-1])``) for tensors of two dimensions or more,
+    ``<param>.variance`` for the others, and ``adafactor.t``.
+    """
+    check_hyper(learning_rate, "learning_rate", low=0)
+    check_hyper(beta2_decay, "beta2_decay", high=0)
+    if epsilon1 is not None:
+        check_hyper(epsilon1, "epsilon1", low=0)
+    check_hyper(epsilon2, "epsilon2", low=0)
+    check_hyper(d, "d", low=1)
+    check_hyper(weight_decay, "weight_decay", low=0)
+
+    def direction(g, p, t):
+        dtype = p.dtype
+        lr = as_scalar(learning_rate, dtype)
+        eps1 = as_scalar(np.finfo(dtype).eps if epsilon1 is None else epsilon1, dtype)
+        size = pt.cast(p.size, dtype)
+        w = t ** as_scalar(beta2_decay, dtype)
+        alpha = (pt.maximum(as_scalar(epsilon2, dtype), _frobenius(p) / pt.sqrt(size))
+                 * pt.minimum(lr, 1 / pt.sqrt(t)))
+        g2 = pt.sqr(g)
+        if p.ndim >= 2:
+            row = param_state(p, "row_variance", "adafactor",
+                              shape_of=lambda shape: shape[:-1] + (1,))
+            col = param_state(p, "col_variance", "adafactor",
+                              shape_of=lambda shape: shape[:-2] + (1, shape[-1]))
+            row_new = _lerp(row, pt.mean(g2, axis=-1, keepdims=True), w)
+            col_new = _lerp(col, pt.mean(g2, axis=-2, keepdims=True), w)
+            v_hat = row_new * col_new / pt.maximum(pt.mean(row_new, axis=-2, keepdims=True),
+                                                   eps1)
+            pairs = [(row, row_new), (col, col_new)]
+        else:
+            variance = param_state(p, "variance", "adafactor")
+            v_hat = _lerp(variance, g2, w)
+            pairs = [(variance, v_hat)]
+        u = g / pt.sqrt(pt.maximum(v_hat, eps1 * eps1))
+        clipping = pt.maximum(as_scalar(1, dtype),
+                              _frobenius(u) / pt.sqrt(size) / as_scalar(d, dtype))
+        step = (alpha / clipping) * u
+        if nonzero(weight_decay):
+            step = step + (lr * as_scalar(weight_decay, dtype)) * p
+        return step, pairs
+
+    return _counted("adafactor", direction, elementwise=False)
+
+
+def scale_by_asgd(learning_rate=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0):
+    r"""Averaged SGD's step (Polyak & Juditsky, 1992), in the form of ``torch.optim.ASGD``.
+
+    With :math:`k = t-1` the steps already taken:
+
+    .. math::
+
+        \eta_k = \frac{\eta}{(1 + \lambda \eta k)^\alpha}, \qquad
+        \mu_k = \frac{1}{\max(1, k - t_0)}, \qquad
+        s \leftarrow \eta_k\, (g + w\theta) + \lambda \eta_k\, \theta \\
+        \bar\theta \leftarrow \bar\theta + \mu_k\, (\theta - s - \bar\theta)
+            \quad(\text{the new parameter itself while } \mu_k = 1)
+
+    The step is uphill, in the parameter's units. State: ``<param>.average``
+    (:math:`\bar\theta`, the averaged parameters) and ``asgd.t``.
+    """
+    check_hyper(learning_rate, "learning_rate", low=0)
+    check_hyper(lambd, "lambd", low=0)
+    check_hyper(alpha, "alpha", low=0)
+    check_hyper(t0, "t0", low=0)
+    check_hyper(weight_decay, "weight_decay", low=0)
+
+    def transform(steps, params):
+        t = step_counter("asgd")
+        new_steps, state = [], []
+        for g, p in zip(steps, params, strict=True):
+            dtype = p.dtype
+            k = pt.cast(t, dtype)
+            lr, lam = as_scalar(learning_rate, dtype), as_scalar(lambd, dtype)
+            eta = lr / (1 + lam * lr * k) ** as_scalar(alpha, dtype)
+            mu = 1 / pt.maximum(as_scalar(1, dtype), k - as_scalar(t0, dtype))
+            if nonzero(weight_decay):
+                g = g + as_scalar(weight_decay, dtype) * p
+            step = (lam * eta) * p + eta * g
+            new_p = p - step
+            average = param_state(p, "average", "asgd")
+            average_new = pt.switch(pt.eq(mu, 1), new_p, average + (new_p - average) * mu)
+            new_steps.append(step)
+            state.append((average, average_new))
+        return new_steps, state + [(t, t + 1)]
+
+    return Transform(transform, elementwise=True, name="scale_by_asgd")
+
+
+def _newton_schulz(x, shape, coefficients, steps, epsilon):
+    """The quintic Newton-Schulz iteration of ``torch.optim.Muon`` on a matrix ``x``."""
+    rows, cols = shape
+    if rows > cols:
+        x = x.T
+    x = x / pt.maximum(_frobenius(x), epsilon)
+    a, b, c = coefficients
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * (gram @ gram)) @ x
+    return x.T if rows > cols else x
+
+
+def scale_by_muon(learning_rate=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+                  ns_coefficients=(3.4445, -4.7750, 2.0315), epsilon=1e-7, ns_steps=5,
+                  adjust_lr_fn=None, adam_learning_rate=None, adam_beta1=0.9,
+                  adam_beta2=0.999, adam_epsilon=1e-8, adam_weight_decay=0.0):
+    r"""Muon's step for matrices (Jordan et al., 2024), AdamW's for the other parameters.
+
+    For a matrix of shape :math:`(A, B)`, in the form of ``torch.optim.Muon``:
+
+    .. math::
+
+        M &\leftarrow M + (1-\mu)(g - M), \qquad
+        \tilde M = g + \mu (M - g)\ \text{(Nesterov) or } M \\
+        O &= \mathrm{NS}^{(a,b,c)}_k\big(\tilde M / \max(\|\tilde M\|_F, \epsilon)\big),
+            \qquad s \leftarrow \eta\, r\, O + \eta \lambda\, \theta
+
+    with :math:`r = \sqrt{\max(1, A/B)}` (``adjust_lr_fn`` None or ``"original"``) or
+    :math:`0.2\sqrt{\max(A, B)}` (``"match_rms_adamw"``), and NS the quintic
+    Newton-Schulz iteration towards the orthogonal factor of its argument. Every other
+    parameter (vectors, scalars, tensors of three dimensions or more, which torch's Muon
+    refuses) gets ``torch.optim.AdamW``'s step with the ``adam_*`` hyperparameters
+    (``adam_learning_rate`` None: ``learning_rate``). The step is uphill, the learning
+    rates in it. Not elementwise. State: ``<param>.m`` for every parameter,
+    ``<param>.v`` for the AdamW ones, and ``muon.t``.
+    """
+    check_hyper(learning_rate, "learning_rate", low=0)
+    check_hyper(weight_decay, "weight_decay", low=0)
+    check_hyper(momentum, "momentum", low=0, high=1)
+    check_hyper(epsilon, "epsilon", low=0)
+    ns_steps = check_positive_int(ns_steps, "ns_steps")
+    if len(ns_coefficients) != 3:
+        raise ValueError(f"ns_coefficients must be three numbers (a, b, c), got "
+                         f"{ns_coefficients!r}")
+    for i, value in enumerate(ns_coefficients):
+        check_hyper(value, f"ns_coefficients[{i}]")
+    if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
+        raise ValueError(f"adjust_lr_fn must be None, 'original' or 'match_rms_adamw', got "
+                         f"{adjust_lr_fn!r}")
+    if adam_learning_rate is not None:
+        check_hyper(adam_learning_rate, "adam_learning_rate", low=0)
+    check_hyper(adam_beta1, "adam_beta1", low=0, high=1, high_open=True)
+    check_hyper(adam_beta2, "adam_beta2", low=0, high=1, high_open=True)
+    check_hyper(adam_epsilon, "adam_epsilon", low=0)
+    check_hyper(adam_weight_decay, "adam_weight_decay", low=0)
+
+    def direction(g, p, t):
+        dtype = p.dtype
+        m = param_state(p, "m", "muon")
+        if p.ndim == 2:
+            rows, cols = p.get_value(borrow=True).shape
+            mu = as_scalar(momentum, dtype)
+            m_new = _lerp(m, g, 1 - mu)
+            u = _lerp(g, m_new, mu) if nesterov else m_new
+            coefficients = [as_scalar(c, dtype) for c in ns_coefficients]
+            o = _newton_schulz(u, (rows, cols), coefficients, ns_steps,
+                               as_scalar(epsilon, dtype))
+            ratio = (math.sqrt(max(1, rows / cols)) if adjust_lr_fn in (None, "original")
+                     else 0.2 * math.sqrt(max(rows, cols)))
+            lr = as_scalar(learning_rate, dtype)
+            step = (lr * as_scalar(ratio, dtype)) * o
+            if nonzero(weight_decay):
+                step = step + (lr * as_scalar(weight_decay, dtype)) * p
+            return step, [(m, m_new)]
+        b1, b2 = as_scalar(adam_beta1, dtype), as_scalar(adam_beta2, dtype)
+        lr = as_scalar(learning_rate if adam_learning_rate is None else adam_learning_rate,
+                       dtype)
+        v = param_state(p, "v", "muon")
+        m_new = _lerp(m, g, 1 - b1)
+        v_new = b2 * v + (1 - b2) * pt.sqr(g)
+        denominator = pt.sqrt(v_new) / pt.sqrt(1 - b2**t) + as_scalar(adam_epsilon, dtype)
+        step = (lr / (1 - b1**t)) * (m_new / denominator)
+        if nonzero(adam_weight_decay):
+            step = step + (lr * as_scalar(adam_weight_decay, dtype)) * p
+        return step, [(m, m_new), (v, v_new)]
+
+    return _counted("muon", direction, elementwise=False)
+
+
+def scale_by_trust_ratio(trust_coefficient=1.0, epsilon=0.0):
+    r"""Scale each parameter's step by its trust ratio, a layer-wise learning rate.
+
+    .. math::
+
+        s \leftarrow \frac{\kappa\, \|\theta\|}{\|s\| + \epsilon}\, s
+        \quad(\text{unchanged where either norm is zero})
+
+    the norms over each whole tensor: LARS's local learning rate (You, Gitman & Ginsburg,
+    2017) and, with :math:`\kappa = 1, \epsilon = 0`, LAMB's (You et al., 2020), as optax
+    computes them. Not elementwise; no state.
+    """
+    check_hyper(trust_coefficient, "trust_coefficient", low=0)
+    check_hyper(epsilon, "epsilon", low=0)
+
+    def transform(steps, params):
+        new_steps = []
+        for s, p in zip(steps, params, strict=True):
+            dtype = p.dtype
+            param_norm, step_norm = _frobenius(p), _frobenius(s)
+            ratio = (as_scalar(trust_coefficient, dtype) * param_norm
+                     / (step_norm + as_scalar(epsilon, dtype)))
+            zero = pt.or_(pt.eq(param_norm, 0), pt.eq(step_norm, 0))
+            new_steps.append(s * pt.switch(zero, as_scalar(1, dtype), ratio))
+        return new_steps, []
+
+    return Transform(transform, elementwise=False, name="scale_by_trust_ratio")
+
+
+def scale_by_yogi(beta1=0.9, beta2=0.999, epsilon=1e-3, initial_accumulator_value=1e-6,
+                  eps_root=0.0):
+    r"""Yogi's direction (Zaheer et al., 2018), in the form of optax's ``scale_by_yogi``.
+
+    .. math::
+
+        m \leftarrow \beta_1 m + (1-\beta_1) g, \qquad
+        v \leftarrow v - (1-\beta_2)\, \mathrm{sign}(v - g^2)\, g^2, \qquad
+        s \leftarrow \frac{m/(1-\beta_1^t)}{\sqrt{v/(1-\beta_2^t) + \epsilon_{root}} + \epsilon}
+
+    Both moments start at ``initial_accumulator_value`` (the state holds zeros until the
+    first step reads that value instead). State: ``<param>.m``, ``<param>.v``,
+    ``yogi.t``.
+    """
+    _check_betas(beta1, beta2)
+    check_hyper(epsilon, "epsilon", low=0)
+    check_hyper(initial_accumulator_value, "initial_accumulator_value", low=0)
+    check_hyper(eps_root, "eps_root", low=0)
+
+    def direction(g, p, t):
+        dtype = p.dtype
+        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+        first, start = pt.eq(t, 1), as_scalar(initial_accumulator_value, dtype)
+        m = param_state(p, "m", "yogi")
+        v = param_state(p, "v", "yogi")
+        m_old, v_old = pt.switch(first, start, m), pt.switch(first, start, v)
+        m_new = b1 * m_old + (1 - b1) * g
+        g2 = pt.sqr(g)
+        v_new = v_old - (1 - b2) * pt.sign(v_old - g2) * g2
+        v_hat = v_new / (1 - b2**t)
+        if nonzero(eps_root):
+            v_hat = v_hat + as_scalar(eps_root, dtype)
+        step = (m_new / (1 - b1**t)) / (pt.sqrt(v_hat) + as_scalar(epsilon, dtype))
+        return step, [(m, m_new), (v, v_new)]
+
+    return _counted("yogi", direction)
+
+
+def scale_by_adan(beta1=0.98, beta2=0.92, beta3=0.99, epsilon=1e-8, eps_root=1e-8):
+    r"""Adan's direction (Xie et al., 2022), as its paper and its authors' code compute it.
+
+    With :math:`\Delta = g_t - g_{t-1}` (zero at the first step) and the betas of the
+    authors' code (:math:`1-\beta` of the paper's):
+
+    .. math::
+
+        m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad
+        v \leftarrow \beta_2 v + (1-\beta_2)\Delta, \qquad
+        n \leftarrow \beta_3 n + (1-\beta_3)(g + \beta_2\Delta)^2 \\
+        s &\leftarrow \frac{m/(1-\beta_1^t) + \beta_2\, v/(1-\beta_2^t)}
+            {\sqrt{n/(1-\beta_3^t) + \epsilon_{root}} + \epsilon}
+
+    State: ``<param>.m``, ``<param>.v``, ``<param>.n``, ``<param>.prev_grad``,
+    ``adan.t``.
+    """
+    _check_betas(beta1, beta2)
+    check_hyper(beta3, "beta3", low=0, high=1, high_open=True)
+    check_hyper(epsilon, "epsilon", low=0)
+    check_hyper(eps_root, "eps_root", low=0)
+
+    def direction(g, p, t):
+        dtype = p.dtype
+        b1, b2, b3 = (as_scalar(b, dtype) for b in (beta1, beta2, beta3))
+        m, v, n, prev = (param_state(p, role, "adan") for role in ("m", "v", "n", "prev_grad"))
+        diff = pt.switch(pt.eq(t, 1), as_scalar(0, dtype), g - prev)
+        m_new = b1 * m + (1 - b1) * g
+        v_new = b2 * v + (1 - b2) * diff
+        n_new = b3 * n + (1 - b3) * pt.sqr(g + b2 * diff)
+        n_hat = n_new / (1 - b3**t)
+        if nonzero(eps_root):
+            n_hat = n_hat + as_scalar(eps_root, dtype)
+        step = ((m_new / (1 - b1**t) + b2 * (v_new / (1 - b2**t)))
+                / (pt.sqrt(n_hat) + as_scalar(epsilon, dtype)))
+        return step, [(m, m_new), (v, v_new), (n, n_new), (prev, g)]
+
+    return _counted("adan", direction)
+
+
+def scale_by_adabelief(beta1=0.9, beta2=0.999, epsilon=1e-16, eps_root=1e-16, nesterov=False):
+    r"""AdaBelief's direction (Zhuang et al., 2020): Adam with the gradient's deviation
+    from its mean, the "belief", in place of the gradient's square.
+
+    .. math::
+
+        m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad
+        s \leftarrow \beta_2 s + (1-\beta_2)(g - m)^2 + \epsilon_{root} \\
+        s_{step} &\leftarrow \frac{\hat m}{\sqrt{s/(1-\beta_2^t)} + \epsilon}, \qquad
+        \hat m = \frac{m}{1-\beta_1^t} \ \text{or (Nesterov)}\
+        \frac{\beta_1 m}{1-\beta_1^{t+1}} + \frac{(1-\beta_1) g}{1-\beta_1^t}
+
+    State: ``<param>.m``, ``<param>.s``, ``adabelief.t``.
+    """
+    _check_betas(beta1, beta2)
+    check_hyper(epsilon, "epsilon", low=0)
+    check_hyper(eps_root, "eps_root", low=0)
+
+    def direction(g, p, t):
+        dtype = p.dtype
+        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+        m = param_state(p, "m", "adabelief")
+        s = param_state(p, "s", "adabelief")
+        m_new = b1 * m + (1 - b1) * g
+        s_new = b2 * s + (1 - b2) * pt.sqr(g - m_new) + as_scalar(eps_root, dtype)
+        if nesterov:
+            m_hat = b1 * (m_new / (1 - b1 ** (t + 1))) + (1 - b1) * (g / (1 - b1**t))
+        else:
+            m_hat = m_new / (1 - b1**t)
+        step = m_hat / (pt.sqrt(s_new / (1 - b2**t)) + as_scalar(epsilon, dtype))
+        return step, [(m, m_new), (s, s_new)]
+
+    return _counted("adabelief", direction)
+
+
+def scale_by_novograd(beta1=0.9, beta2=0.25, epsilon=1e-6, eps_root=0.0, weight_decay=0.0):
+    r"""NovoGrad's direction (Ginsburg et al., 2019): a second moment per tensor.
+
+    .. math::
+
+        v &\leftarrow \beta_2 v + (1-\beta_2) \|g\|^2 \quad(v = \|g\|^2 \text{ at the
+            first step}), \qquad
+        d = \frac{g}{\sqrt{v + \epsilon_{root}} + \epsilon} + \lambda\theta \\
+        m &\leftarrow \beta_1 m + d, \qquad s \leftarrow m
+
+    Not elementwise (the norm of each tensor). State: ``<param>.m``, ``<param>.v`` (a
+    scalar per parameter) and ``novograd.t``.
+    """
+    _check_betas(beta1, beta2)
+    check_hyper(epsilon, "epsilon", low=0)
+    check_hyper(eps_root, "eps_root", low=0)
+    check_hyper(weight_decay, "weight_decay", low=0)
+
+    def direction(g, p, t):
+        dtype = p.dtype
+        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+        m = param_state(p, "m", "novograd")
+        v = param_state(p, "v", "novograd", shape_of=lambda shape: ())
+        square = pt.sum(pt.sqr(g))
+        v_new = pt.switch(pt.eq(t, 1), square, (1 - b2) * square + b2 * v)
+        root = v_new + as_scalar(eps_root, dtype) if nonzero(eps_root) else v_new
+        d = g / (pt.sqrt(root) + as_scalar(epsilon, dtype))
+        if nonzero(weight_decay):
+            d = d + as_scalar(weight_decay, dtype) * p
+        m_new = b1 * m + d
+        return m_new, [(m, m_new), (v, v_new)]
+
+    return _counted("novograd", direction, elementwise=False)
+
+
+def scale_by_adopt(beta1=0.9, beta2=0.9999, epsilon=1e-6, nesterov=False, use_clipping=True,
+                   clip_value_fn=None):
+    r"""ADOPT's direction (Taniguchi et al., 2024): the gradient normalised by the second
+    moment of the *earlier* gradients, then averaged.
+
+    .. math::
+
+        \tilde g &= \mathrm{clip}\Big(\frac{g}{\max(\sqrt{v}, \epsilon)}, \pm c(t-1)\Big),
+            \qquad m \leftarrow \beta_1 m + (1-\beta_1) \tilde g, \qquad
+            v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
+        s &\leftarrow m \ \text{or (Nesterov)}\ \beta_1 m + (1-\beta_1)\tilde g
+
+    At the first step only :math:`v \leftarrow g^2`, and the step is zero.
+    :math:`c(k)` is ``clip_value_fn(k)`` (called with the symbolic count), :math:`k^{1/4}`
+    when None, no clipping with ``use_clipping=False``. State: ``<param>.m``,
+    ``<param>.v``, ``adopt.t``.
+    """
+    _check_betas(beta1, beta2)
+    check_hyper(epsilon, "epsilon", low=0)
+    if clip_value_fn is not None and not callable(clip_value_fn):
+        raise TypeError(f"clip_value_fn must be a function of the step count or None, got "
+                        f"{type(clip_value_fn).__name__}")
+
+    def direction(g, p, t):
+        dtype = p.dtype
+        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+        m = param_state(p, "m", "adopt")
+        v = param_state(p, "v", "adopt")
+        first = pt.eq(t, 1)
+        normed = g / pt.maximum(pt.sqrt(v), as_scalar(epsilon, dtype))
+        if use_clipping:
+            k = t - 1
+            limit = k ** as_scalar(0.25, dtype) if clip_value_fn is None else clip_value_fn(k)
+            limit = as_scalar(limit, dtype)
+            normed = pt.clip(normed, -limit, limit)
+        g2 = pt.sqr(g)
+        v_new = pt.switch(first, g2, (1 - b2) * g2 + b2 * v)
+        m_new = pt.switch(first, m, (1 - b1) * normed + b1 * m)
+        step = (1 - b1) * normed + b1 * m_new if nesterov else m_new
+        step = pt.switch(first, as_scalar(0, dtype), step)
+        return step, [(m, m_new), (v, v_new)]
+
+    return _counted("adopt", direction)
+
+
+def scale_by_ademamix(beta1=0.9, beta2=0.999, beta3=0.9999, alpha=5.0, epsilon=1e-8,
+                      eps_root=0.0):
+    r"""AdEMAMix's direction (Pagliardini, Ablin & Grangier, 2024): Adam's, plus a slow
+    momentum that remembers gradients for thousands of steps.
+
+    .. math::
+
+        m_1 &\leftarrow \beta_1 m_1 + (1-\beta_1) g, \qquad
+        m_2 \leftarrow \beta_3 m_2 + (1-\beta_3) g, \qquad
+        \nu \leftarrow \beta_2 \nu + (1-\beta_2) g^2 \\
+        s &\leftarrow \frac{m_1/(1-\beta_1^t) + \alpha\, m_2}
+            {\sqrt{\nu/(1-\beta_2^t) + \epsilon_{root}} + \epsilon}
+
+    :math:`m_2` is not bias-corrected. ``beta3`` and ``alpha`` may be shared variables
+    (the paper's warm-up schedules). State: ``<param>.m1``, ``<param>.m2``,
+    ``<param>.nu``, ``ademamix.t``.
+    """
+    _check_betas(beta1, beta2)
+    check_hyper(beta3, "beta3", low=0, high=1, high_open=True)
+    check_hyper(alpha, "alpha", low=0)
+    check_hyper(epsilon, "epsilon", low=0)
+    check_hyper(eps_root, "eps_root", low=0)
+
+    def direction(g, p, t):
+        dtype = p.dtype
+        b1, b2, b3 = (as_scalar(b, dtype) for b in (beta1, beta2, beta3))
+        m1, m2, nu = (param_state(p, role, "ademamix") for role in ("m1", "m2", "nu"))
+        m1_new = b1 * m1 + (1 - b1) * g
+        m2_new = b3 * m2 + (1 - b3) * g
+        nu_new = b2 * nu + (1 - b2) * pt.sqr(g)
+        nu_hat = nu_new / (1 - b2**t)
+        if nonzero(eps_root):
+            nu_hat = nu_hat + as_scalar(eps_root, dtype)
+        step = ((m1_new / (1 - b1**t) + as_scalar(alpha, dtype) * m2_new)
+                / (pt.sqrt(nu_hat) + as_scalar(epsilon, dtype)))
+        return step, [(m1, m1_new), (m2, m2_new), (nu, nu_new)]
+
+    return _counted("ademamix", direction)
+
+
+def _upcast(params):
+    return pytensor.scalar.upcast(*[p.dtype for p in params])
+
+
+def scale_by_schedule_free(learning_rate=1.0, warmup_steps=None, beta1=0.9, weight_decay=0.0,
+                           weight_lr_power=2.0, beta2=None, epsilon=1e-8,
+                           rule="schedule_free_sgd"):
+    r"""The schedule-free step (Defazio et al., 2024), in the form of optax's
+    ``schedule_free``: the parameters :math:`y` interpolate between the average
+    :math:`x` and the base iterate :math:`z`.
+
+    .. math::
+
+        z &\leftarrow z - \gamma_t\, (u + \lambda y), \qquad
+        c_t = \frac{(\max_{i \le t} \gamma_i)^p}{\sum_{j \le t} (\max_{i \le j}
+            \gamma_i)^p} \\
+        x &\leftarrow (1-c_t)\, x + c_t z, \qquad y \leftarrow \beta_1 x + (1-\beta_1) z
+
+    with :math:`u = g` (SGD) or, given ``beta2``, Adam's unbiased
+    :math:`u = g / (\sqrt{v/(1-\beta_2^t)} + \epsilon)`; :math:`x` is recomputed each
+    step as :math:`(y - (1-\beta_1) z)/\beta_1`. With ``warmup_steps`` :math:`W` the
+    learning rate warms up linearly, :math:`\gamma(k) = \eta \min(k, W)/W`, optax's
+    ``warmup_constant_schedule``; the z step takes :math:`\gamma(t-1)` and the weight
+    :math:`\gamma(t)`, as in optax. The step is uphill (:math:`y - y_{new}`), the
+    learning rate in it. State: ``<param>.z`` (the initial parameters until the first
+    step), ``<param>.v`` with ``beta2``, and for the rule as a whole ``<rule>.max_lr``,
+    ``<rule>.weight_sum`` and ``<rule>.t``; :func:`symopt.schedule_free_eval_params`
+    gives :math:`x`.
+    """
+    check_hyper(learning_rate, "learning_rate", low=0)
+    if warmup_steps is not None:
+        warmup_steps = check_positive_int(warmup_steps, "warmup_steps")
+    check_hyper(beta1, "beta1", low=0, high=1, low_open=True)
+    check_hyper(weight_decay, "weight_decay", low=0)
+    check_hyper(weight_lr_power, "weight_lr_power", low=0)
+    if beta2 is not None:
+        check_hyper(beta2, "beta2", low=0, high=1, high_open=True)
+        check_hyper(epsilon, "epsilon", low=0)
+
+    def transform(steps, params):
+        t = step_counter(rule)
+        t_new = t + 1
+        dtype = _upcast(params)
+        max_lr = rule_state(rule, "max_lr", dtype)
+        weight_sum = rule_state(rule, "weight_sum", dtype)
+        lr = as_scalar(learning_rate, dtype)
+
+        def schedule(count):
+            if warmup_steps is None:
+                return lr
+            done = pt.cast(pt.minimum(pt.maximum(count, 0), warmup_steps), dtype)
+            fraction = 1 - done / as_scalar(warmup_steps, dtype)
+            return (0 - lr) * fraction + lr
+
+        max_lr_new = pt.maximum(max_lr, schedule(t_new))
+        weight = max_lr_new ** as_scalar(weight_lr_power, dtype)
+        total = weight_sum + weight
+        c_t = pt.switch(pt.eq(total, 0), as_scalar(0, dtype), weight / total)
+        base_lr = schedule(t)
+        first = pt.eq(t, 0)
+        new_steps, state = [], []
+        for g, p in zip(steps, params, strict=True):
+            pdtype = p.dtype
+            b1 = as_scalar(beta1, pdtype)
+            c, gamma = pt.cast(c_t, pdtype), pt.cast(base_lr, pdtype)
+            z = param_state(p, "z", rule)
+            z.tag.schedule_free_beta1 = beta1
+            z_old = pt.switch(first, p, z)
+            if beta2 is None:
+                u = g
+            else:
+                b2 = as_scalar(beta2, pdtype)
+                v = param_state(p, "v", rule)
+                v_new = (1 - b2) * pt.sqr(g) + b2 * v
+                v_hat = v_new / (1 - b2 ** pt.cast(t_new, pdtype))
+                u = (1 / (pt.sqrt(v_hat) + as_scalar(epsilon, pdtype))) * g
+                state.append((v, v_new))
+            if nonzero(weight_decay):
+                u = u + as_scalar(weight_decay, pdtype) * p
+            z_new = z_old + (-gamma) * u
+            x = (1 - c) * ((p - (1 - b1) * z_old) / b1) + c * z_new
+            new_steps.append(p - (b1 * x + (1 - b1) * z_new))
+            state.append((z, z_new))
+        return new_steps, state + [(max_lr, max_lr_new), (weight_sum, total), (t, t_new)]
+
+    return Transform(transform, elementwise=True, name=f"scale_by_{rule}")
+
+
+def scale_by_prodigy(learning_rate=1.0, beta1=0.9, beta2=0.999, beta3=None, epsilon=1e-8,
+                     estim_lr0=1e-6, estim_lr_coef=1.0, weight_decay=0.0,
+                     safeguard_warmup=False):
+    r"""Prodigy's step (Mishchenko & Defazio, 2024): Adam with a learning rate :math:`d`
+    estimated from the distance travelled, in the form of optax's ``prodigy``.
+
+    With :math:`x_0` the initial parameters and :math:`d_0` = ``estim_lr0``:
+
+    .. math::
+
+        \hat\gamma &= d\,\eta\,\sqrt{1-\beta_2^t}/(1-\beta_1^t), \qquad
+        m \leftarrow \beta_1 m + (1-\beta_1)\, d g, \qquad
+        v \leftarrow \beta_2 v + (1-\beta_2)\, d^2 g^2 \\
+        s_g &\leftarrow \beta_3 s_g + \hat\gamma\, d g / d_0 \ \ (\text{safeguard: }
+            d^2 g / d_0), \qquad
+        r \leftarrow \beta_3 r + (d/d_0)\,\hat\gamma\, \langle g, x_0 - \theta\rangle \\
+        d &\leftarrow \max\big(d, \kappa\, r / \|s_g\|_1\big), \qquad
+        s \leftarrow \hat\gamma\lambda\theta + \hat\gamma\, m / (\sqrt v + d\,\epsilon)
+
+    (:math:`\hat\gamma` with the old :math:`d`, the epsilon term with the new), the inner
+    product and the l1 norm over all parameters together; :math:`\beta_3` None is
+    :math:`\sqrt{\beta_2}`. The step is uphill, the learning rate in it. Not elementwise.
+    State: ``<param>.m``, ``<param>.v``, ``<param>.grad_sum``, ``<param>.initial``
+    (:math:`x_0`, zeros until the first step copies the parameter), and for the rule as
+    a whole ``prodigy.estim_lr`` (:math:`d`, zero until the first step reads
+    :math:`d_0`), ``prodigy.numerator`` (:math:`r`) and ``prodigy.t``.
+    """
+    check_hyper(learning_rate, "learning_rate", low=0)
+    _check_betas(beta1, beta2)
+    if beta3 is not None:
+        check_hyper(beta3, "beta3", low=0, high=1, high_open=True)
+    check_hyper(epsilon, "epsilon", low=0)
+    check_hyper(estim_lr0, "estim_lr0", low=0, low_open=True)
+    check_hyper(estim_lr_coef, "estim_lr_coef", low=0)
+    check_hyper(weight_decay, "weight_decay", low=0)
+
+    def transform(steps, params):
+        t = step_counter("prodigy")
+        t_new = t + 1
+        dtype = _upcast(params)
+        first = pt.eq(t, 0)
+        d_state = rule_state("prodigy", "estim_lr", dtype)
+        r_state = rule_state("prodigy", "numerator", dtype)
+        d0 = as_scalar(estim_lr0, dtype)
+        d = pt.switch(first, d0, d_state)
+        count = pt.cast(t_new, dtype)
+        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+        b3 = pt.sqrt(b2) if beta3 is None else as_scalar(beta3, dtype)
+        dlr = d * as_scalar(learning_rate, dtype) * (pt.sqrt(1 - b2**count) / (1 - b1**count))
+        initials = [param_state(p, "initial", "prodigy") for p in params]
+        starts = [pt.switch(first, p, x0) for p, x0 in zip(params, initials)]
+        numerator = pt.add(*[pt.cast(pt.sum(g * (x0 - p)), dtype)
+                             for g, p, x0 in zip(steps, params, starts)])
+        r_new = b3 * r_state + (d / d0) * dlr * numerator
+        moments, state = [], []
+        for g, p, x0, start in zip(steps, params, initials, starts, strict=True):
+            pdtype = p.dtype
+            cast = (lambda x, pdtype=pdtype: pt.cast(x, pdtype))
+            m, v, grad_sum = (param_state(p, role, "prodigy")
+                              for role in ("m", "v", "grad_sum"))
+            dg = cast(d) * g
+            m_new = cast(b1) * m + cast(1 - b1) * dg
+            v_new = cast(b2) * v + cast(1 - b2) * pt.sqr(dg)
+            grad_sum_new = (cast(b3) * grad_sum
+                            + cast(d if safeguard_warmup else dlr) * dg / cast(d0))
+            moments.append((m_new, v_new))
+            state += [(m, m_new), (v, v_new), (grad_sum, grad_sum_new), (x0, start)]
+        denominator = pt.add(*[pt.cast(pt.sum(pt.abs(new)), dtype)
+                               for (_, new) in state[2::4]])
+        d_new = pt.maximum(d, as_scalar(estim_lr_coef, dtype) * r_new / denominator)
+        new_steps = []
+        for p, (m_new, v_new) in zip(params, moments):
+            pdtype = p.dtype
+            step_size = pt.cast(dlr, pdtype)
+            step = step_size * m_new / (pt.sqrt(v_new) + pt.cast(d_new, pdtype)
+                                        * as_scalar(epsilon, pdtype))
+            if nonzero(weight_decay):
+                step = as_scalar(weight_decay, pdtype) * step_size * p + step
+            new_steps.append(step)
+        return new_steps, state + [(d_state, d_new), (r_state, r_new), (t, t_new)]
+
+    return Transform(transform, elementwise=False, name="scale_by_prodigy")

@@ -9,40 +9,73 @@ chained after gradient transforms.
 
 from __future__ import annotations
 
+import numpy as np
+
+from symopt._checks import as_scalar, like_param, nonzero
 from symopt.blocks import (
     add_decayed_weights,
     identity,
     negate,
+    scale_by_adabelief,
     scale_by_adadelta,
+    scale_by_adafactor,
     scale_by_adagrad,
     scale_by_adam,
     scale_by_adamax,
+    scale_by_adan,
+    scale_by_ademamix,
+    scale_by_adopt,
     scale_by_amsgrad,
+    scale_by_asgd,
     scale_by_learning_rate,
     scale_by_lion,
+    scale_by_muon,
     scale_by_nadam,
+    scale_by_novograd,
+    scale_by_prodigy,
+    scale_by_radam,
     scale_by_rms,
     scale_by_rprop,
+    scale_by_schedule_free,
+    scale_by_trust_ratio,
+    scale_by_yogi,
     trace,
 )
+from symopt.state import state_tag
 from symopt.transform import chain, update_rule
 
 __all__ = [
     "KINDS",
     "RULES",
+    "adabelief",
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
     "adamax",
+    "ademamix",
     "adamw",
+    "adan",
+    "adopt",
     "amsgrad",
+    "asgd",
+    "lamb",
+    "lars",
     "lion",
     "momentum",
+    "muon",
     "nadam",
     "nesterov_momentum",
+    "novograd",
+    "prodigy",
+    "radam",
     "rmsprop",
     "rprop",
+    "schedule_free_adamw",
+    "schedule_free_eval_params",
+    "schedule_free_sgd",
     "sgd",
+    "yogi",
 ]
 
 #: What scale a rule's learning rate lives on, so that studies can give every rule of a
@@ -59,18 +92,24 @@ KINDS = ("gradient", "adaptive", "unit")
 RULES = {}
 
 
-def _registered(kind, stochastic=True):
+def register(rule, kind, stochastic=True):
+    """Enter ``rule`` (made by :func:`symopt.update_rule`) in :data:`RULES`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    rule.kind, rule.stochastic = kind, stochastic
+    RULES[rule.__name__] = rule
+    return rule
+
+
+def _registered(kind, stochastic=True, needs_loss=False):
     """:func:`symopt.update_rule`, and an entry in :data:`RULES`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
-    def register(build):
-        rule = update_rule(build)
-        rule.kind, rule.stochastic = kind, stochastic
-        RULES[rule.__name__] = rule
-        return rule
+    def make(build):
+        return register(update_rule(build, needs_loss=needs_loss), kind, stochastic)
 
-    return register
+    return make
 
 
 @_registered("gradient")
@@ -352,13 +391,9 @@ def rmsprop(learning_rate=1.0, rho=0.9, epsilon=1e-6, momentum=0.0, centered=Fal
     >>> w.get_value().round(6)
     array([ 0.927053, -1.926634])
     """
-    with_momentum = trace(momentum) if _nonzero(momentum) else identity()
+    with_momentum = trace(momentum) if nonzero(momentum) else identity()
     return chain(scale_by_rms(rho, epsilon, centered), scale_by_learning_rate(learning_rate),
                  with_momentum)
-
-
-def _nonzero(value):
-    return not isinstance(value, (int, float)) or value != 0
 
 
 @_registered("unit")
@@ -855,3 +890,1165 @@ def lion(learning_rate=1e-4, beta1=0.9, beta2=0.99, weight_decay=1e-3):
     """
     return chain(scale_by_lion(beta1, beta2), add_decayed_weights(weight_decay),
                  scale_by_learning_rate(learning_rate))
+
+
+# --------------------------------------------------------------------------------------
+# The modern rules (issue 17), each checked against torch.optim or optax
+# --------------------------------------------------------------------------------------
+
+
+@_registered("adaptive")
+def radam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay=0.0,
+          decoupled_weight_decay=False):
+    r"""RAdam (Liu et al., 2020): Adam whose adaptive step is rectified for its variance,
+    and plain momentum SGD while that variance is unknown.
+
+    .. math::
+
+        \rho_\infty &= \frac{2}{1-\beta_2} - 1, \qquad
+        \rho_t = \rho_\infty - \frac{2 t \beta_2^t}{1-\beta_2^t} \\
+        \theta &\leftarrow \theta - \eta \begin{cases}
+            r_t\, \hat m\, \sqrt{1-\beta_2^t} / (\sqrt v + \epsilon) & \rho_t > 5 \\
+            \hat m & \text{otherwise}\end{cases}, \qquad
+        r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}
+
+    with ``m``, ``v`` as in :func:`adam` and :math:`\hat m = m/(1-\beta_1^t)`. This is
+    ``torch.optim.RAdam``: the paper has no epsilon and switches at
+    :math:`\rho_t > 4`; torch switches at 5 and adds epsilon to :math:`\sqrt v` before
+    the bias correction. With :math:`\beta_2 = 0.999` the first six steps are
+    unrectified.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-3
+        :math:`\eta`.
+    beta1, beta2 : float or scalar variable, default 0.9, 0.999
+        The decays of the first and second moments, in ``[0, 1)``.
+    epsilon : float or scalar variable, default 1e-8
+        Added to :math:`\sqrt v`.
+    weight_decay : float or scalar variable, default 0.0
+        :math:`\lambda`: added to the gradient (:math:`g + \lambda\theta`, an L2 penalty)
+        or, with ``decoupled_weight_decay``, applied as
+        :math:`\theta \leftarrow \theta - \eta\lambda\theta` (AdamW's).
+    decoupled_weight_decay : bool, default False
+    fuse : bool or "auto", default False
+        True runs the update of all parameters of a dtype as one fused loop, their state
+        in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
+        to fuse; False updates each parameter on its own.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.m``, ``<param>.v`` and ``radam.t``.
+
+    References
+    ----------
+    L. Liu, H. Jiang, P. He, W. Chen, X. Liu, J. Gao and J. Han (2020), "On the Variance
+    of the Adaptive Learning Rate and Beyond", ICLR 2020. https://arxiv.org/abs/1908.03265
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> step = pytensor.function([], [], updates=symopt.radam((w ** 2).sum(), [w], 0.1))
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    DOCTEST
+    """
+    decay = add_decayed_weights(weight_decay) if nonzero(weight_decay) else identity()
+    if decoupled_weight_decay:
+        return chain(scale_by_radam(beta1, beta2, epsilon), decay,
+                     scale_by_learning_rate(learning_rate))
+    return chain(decay, scale_by_radam(beta1, beta2, epsilon),
+                 scale_by_learning_rate(learning_rate))
+
+
+@_registered("adaptive")
+def adafactor(learning_rate=1e-2, beta2_decay=-0.8, epsilon1=None, epsilon2=1e-3, d=1.0,
+              weight_decay=0.0):
+    r"""Adafactor (Shazeer & Stern, 2018): a second moment in sublinear memory, steps
+    relative to the parameters' scale, in the form of ``torch.optim.Adafactor``.
+
+    A matrix (the last two axes of any tensor of two dimensions or more) keeps the row
+    and column means :math:`R`, :math:`C` of its squared gradients instead of their
+    full average; a vector keeps the average :math:`V` itself:
+
+    .. math::
+
+        w_t &= t^{c}, \qquad
+        R \leftarrow R + w_t\big(\mathrm{mean}_{-1}(g^2) - R\big), \qquad
+        C \leftarrow C + w_t\big(\mathrm{mean}_{-2}(g^2) - C\big), \qquad
+        \hat V = \frac{R\, C}{\max(\mathrm{mean}_{-2}(R), \epsilon_1)} \\
+        U &= g / \sqrt{\max(\hat V, \epsilon_1^2)}, \qquad
+        \alpha_t = \max\big(\epsilon_2, \mathrm{RMS}(\theta)\big) \min(\eta, 1/\sqrt t) \\
+        \theta &\leftarrow \theta - \frac{\alpha_t}{\max(1, \mathrm{RMS}(U)/d)}\, U
+            - \eta\lambda\,\theta
+
+    with :math:`c` = ``beta2_decay`` (the paper's :math:`\hat\beta_{2t} = 1 - t^{-0.8}`)
+    and the update clipped to an RMS of ``d``. No first moment (the paper's
+    :math:`\beta_1 = 0`). Differences from the paper, all torch's: the learning rate
+    caps the relative step (the paper's constant 1e-2 is the default) and scales the
+    weight decay (none in the paper); :math:`\epsilon_1` clamps instead of adding.
+    Not elementwise: ``fuse=True`` raises :class:`symopt.fused.NotFusable`.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-2
+        :math:`\eta`, the largest relative step.
+    beta2_decay : float or scalar variable, default -0.8
+        :math:`c \le 0`, the exponent of the second moment's averaging weight.
+    epsilon1 : float or scalar variable, optional
+        :math:`\epsilon_1`, the floor of the second moment's root; None (the default) is
+        the machine epsilon of the parameter's dtype.
+    epsilon2 : float or scalar variable, default 1e-3
+        :math:`\epsilon_2`, the smallest parameter scale.
+    d : float or scalar variable, default 1.0
+        The clipping threshold of the update's RMS, at least 1.
+    weight_decay : float or scalar variable, default 0.0
+        :math:`\lambda`, decoupled and scaled by the learning rate.
+    fuse : bool or "auto", default False
+        ``"auto"`` and False update each parameter on its own; True raises, the rule not
+        being elementwise.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.row_variance`` (shape ``shape[:-1] + (1,)``) and
+    ``<param>.col_variance`` (shape ``shape[:-2] + (1, shape[-1])``) for tensors of two
+    dimensions or more, ``<param>.variance`` for the others, and ``adafactor.t``.
+
+    References
+    ----------
+    N. Shazeer and M. Stern (2018), "Adafactor: Adaptive Learning Rates with Sublinear
+    Memory Cost", ICML 2018. https://arxiv.org/abs/1804.04235
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> step = pytensor.function([], [], updates=symopt.adafactor((w ** 2).sum(), [w], 0.1))
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    DOCTEST
+    """
+    return chain(scale_by_adafactor(learning_rate, beta2_decay, epsilon1, epsilon2, d,
+                                    weight_decay), negate())
+
+
+@_registered("gradient")
+def asgd(learning_rate=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0):
+    r"""Averaged SGD (Polyak & Juditsky, 1992), in the form of ``torch.optim.ASGD``: SGD
+    with a decaying step, and a running average of the parameters.
+
+    With :math:`k = t-1` the steps already taken:
+
+    .. math::
+
+        \eta_k &= \frac{\eta}{(1 + \lambda \eta k)^\alpha}, \qquad
+        \theta \leftarrow \theta - \eta_k\, (g + w\,\theta) - \lambda\eta_k\,\theta \\
+        \bar\theta &\leftarrow \bar\theta + \frac{\theta - \bar\theta}{\max(1, k - t_0)}
+
+    so :math:`\bar\theta` follows :math:`\theta` for the first :math:`t_0` steps and
+    then averages it. The parameters are the SGD iterates; the average, the point the
+    theory is about, is the state ``<param>.average``
+    (``symopt.get_state(updates)["W.average"]``).
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-2
+        :math:`\eta`, the first step size.
+    lambd : float or scalar variable, default 1e-4
+        :math:`\lambda`: the step size's decay, and a decay of the parameters.
+    alpha : float or scalar variable, default 0.75
+        The power of the step size's decay.
+    t0 : float or scalar variable, default 1e6
+        The step after which averaging starts.
+    weight_decay : float or scalar variable, default 0.0
+        :math:`w`, an L2 penalty added to the gradient.
+    fuse : bool or "auto", default False
+        True runs the update of all parameters of a dtype as one fused loop, their state
+        in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
+        to fuse; False updates each parameter on its own.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.average`` and ``asgd.t``.
+
+    References
+    ----------
+    B. T. Polyak and A. B. Juditsky (1992), "Acceleration of Stochastic Approximation by
+    Averaging", SIAM Journal on Control and Optimization 30(4).
+    https://doi.org/10.1137/0330046
+
+    W. Xu (2011), "Towards Optimal One Pass Large Scale Learning with Averaged Stochastic
+    Gradient Descent" (the step-size schedule). https://arxiv.org/abs/1107.2490
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> updates = symopt.asgd((w ** 2).sum(), [w], 0.1, t0=1)
+    >>> step = pytensor.function([], [], updates=updates)
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6), symopt.get_state(updates)["w.average"].get_value().round(6)
+    DOCTEST
+    """
+    return chain(scale_by_asgd(learning_rate, lambd, alpha, t0, weight_decay), negate())
+
+
+@_registered("adaptive")
+def muon(learning_rate=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
+         ns_coefficients=(3.4445, -4.7750, 2.0315), epsilon=1e-7, ns_steps=5,
+         adjust_lr_fn=None, adam_learning_rate=None, adam_beta1=0.9, adam_beta2=0.999,
+         adam_epsilon=1e-8, adam_weight_decay=0.0):
+    r"""Muon (Jordan et al., 2024): the momentum of a matrix, orthogonalised; AdamW for
+    every parameter that is not a matrix.
+
+    For a matrix of shape :math:`(A, B)`, as ``torch.optim.Muon`` computes it:
+
+    .. math::
+
+        M &\leftarrow \mu M + (1-\mu)\, g, \qquad
+        \tilde M = (1-\mu)\, g + \mu M \ \text{(Nesterov) or } M \\
+        O &= \mathrm{NS}_k\big(\tilde M / \max(\|\tilde M\|_F, \epsilon)\big), \qquad
+        \theta \leftarrow \theta - \eta\, r\, O - \eta\lambda\,\theta
+
+    where :math:`\mathrm{NS}_k` is ``ns_steps`` iterations of the quintic Newton-Schulz
+    map :math:`X \leftarrow aX + (bXX^\top + c(XX^\top)^2)X` (on the wide orientation),
+    which takes the singular values towards 1: every direction of the momentum moves
+    about as far. :math:`r = \sqrt{\max(1, A/B)}` (``adjust_lr_fn`` None or
+    ``"original"``) or :math:`0.2\sqrt{\max(A, B)}` (``"match_rms_adamw"``, Liu et al.
+    2025, which makes the update's RMS AdamW's).
+
+    torch's Muon refuses every parameter that is not a matrix. symopt updates them with
+    AdamW instead, exactly ``torch.optim.AdamW`` with ``adam_learning_rate`` (None: the
+    learning rate), ``adam_beta1``, ``adam_beta2``, ``adam_epsilon`` and
+    ``adam_weight_decay``, as optax's muon does: so one rule trains a whole network
+    (biases, embeddings and convolution kernels, which the authors flatten or hand to
+    AdamW, go to AdamW here). The matrices' iteration runs in the parameters' dtype
+    (torch's in bfloat16). Not elementwise: ``fuse=True`` raises
+    :class:`symopt.fused.NotFusable`.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-3
+        :math:`\eta`.
+    weight_decay : float or scalar variable, default 0.1
+        :math:`\lambda`, decoupled, for the matrices.
+    momentum : float or scalar variable, default 0.95
+        :math:`\mu`.
+    nesterov : bool, default True
+    ns_coefficients : (float, float, float), default (3.4445, -4.7750, 2.0315)
+        :math:`(a, b, c)` of the Newton-Schulz map.
+    epsilon : float or scalar variable, default 1e-7
+        Floor of the norm the momentum is divided by.
+    ns_steps : int, default 5
+    adjust_lr_fn : {None, "original", "match_rms_adamw"}, default None
+    adam_learning_rate : float or scalar variable, optional
+        The other parameters' learning rate; None uses ``learning_rate``.
+    adam_beta1, adam_beta2 : float or scalar variable, default 0.9, 0.999
+    adam_epsilon : float or scalar variable, default 1e-8
+    adam_weight_decay : float or scalar variable, default 0.0
+        Decoupled (AdamW's), for the other parameters.
+    fuse : bool or "auto", default False
+        ``"auto"`` and False update each parameter on its own; True raises, the rule not
+        being elementwise.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.m`` for every parameter, ``<param>.v`` for those AdamW updates, and
+    ``muon.t``.
+
+    References
+    ----------
+    K. Jordan, Y. Jin, V. Boza, J. You, F. Cesista, L. Newhouse and J. Bernstein (2024),
+    "Muon: An optimizer for hidden layers in neural networks".
+    https://kellerjordan.github.io/posts/muon/
+
+    J. Liu, J. Su, X. Yao et al. (2025), "Muon is Scalable for LLM Training" (the
+    ``match_rms_adamw`` scale). https://arxiv.org/abs/2502.16982
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> W = pytensor.shared(np.array([[1.0, -2.0], [0.5, 3.0]]), name="W")
+    >>> updates = symopt.muon((W ** 2).sum(), [W], 0.1, weight_decay=0.0)
+    >>> step = pytensor.function([], [], updates=updates)
+    >>> for _ in range(3): _ = step()
+    >>> W.get_value().round(6)
+    DOCTEST
+    """
+    return chain(scale_by_muon(learning_rate, weight_decay, momentum, nesterov,
+                               ns_coefficients, epsilon, ns_steps, adjust_lr_fn,
+                               adam_learning_rate, adam_beta1, adam_beta2, adam_epsilon,
+                               adam_weight_decay), negate())
+
+
+@_registered("adaptive")
+def lamb(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-6, eps_root=0.0,
+         weight_decay=0.0):
+    r"""LAMB (You et al., 2020): AdamW's direction, scaled per tensor to the tensor's norm.
+
+    .. math::
+
+        u = \frac{m/(1-\beta_1^t)}{\sqrt{v/(1-\beta_2^t) + \epsilon_{root}} + \epsilon}
+            + \lambda\theta, \qquad
+        \theta \leftarrow \theta - \eta\, \frac{\|\theta\|}{\|u\|}\, u
+
+    with ``m``, ``v`` as in :func:`adam`, the norms over each tensor (the paper's layer),
+    and the ratio 1 where either norm is zero. This is ``optax.lamb``; the paper's
+    scaling function :math:`\phi` is the identity. Not elementwise: ``fuse=True``
+    raises :class:`symopt.fused.NotFusable`.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-3
+        :math:`\eta`.
+    beta1, beta2 : float or scalar variable, default 0.9, 0.999
+    epsilon : float or scalar variable, default 1e-6
+        Added to the root (the paper's value).
+    eps_root : float or scalar variable, default 0.0
+        Added under the root.
+    weight_decay : float or scalar variable, default 0.0
+        :math:`\lambda`, decoupled, inside the trust ratio.
+    fuse : bool or "auto", default False
+        ``"auto"`` and False update each parameter on its own; True raises, the rule not
+        being elementwise.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.m``, ``<param>.v`` and ``lamb.t``.
+
+    References
+    ----------
+    Y. You, J. Li, S. Reddi, J. Hseu, S. Kumar, S. Bhojanapalli, X. Song, J. Demmel,
+    K. Keutzer and C.-J. Hsieh (2020), "Large Batch Optimization for Deep Learning:
+    Training BERT in 76 minutes", ICLR 2020. https://arxiv.org/abs/1904.00962
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> step = pytensor.function([], [], updates=symopt.lamb((w ** 2).sum(), [w], 0.1))
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    DOCTEST
+    """
+    decay = add_decayed_weights(weight_decay) if nonzero(weight_decay) else identity()
+    return chain(scale_by_adam(beta1, beta2, epsilon, name="lamb", eps_root=eps_root), decay,
+                 scale_by_trust_ratio(), scale_by_learning_rate(learning_rate))
+
+
+@_registered("unit")
+def lars(learning_rate=1.0, weight_decay=0.0, trust_coefficient=1e-3, epsilon=0.0,
+         momentum=0.9, nesterov=False):
+    r"""LARS (You, Gitman & Ginsburg, 2017): momentum SGD with a learning rate per tensor,
+    proportional to the ratio of the tensor's norm to its gradient's.
+
+    .. math::
+
+        d = g + \lambda\theta, \qquad
+        r = \frac{\kappa\,\|\theta\|}{\|d\| + \epsilon}, \qquad
+        v \leftarrow \mu v - \eta\, r\, d, \qquad
+        \theta \leftarrow \theta + v \quad(\text{Nesterov: } \theta + \mu v - \eta r d)
+
+    the norms over each tensor, and :math:`r = 1` where either is zero (a tensor at
+    zero, such as a bias at the start, takes a plain SGD step). This is
+    ``optax.lars``; the paper divides by :math:`\|g\| + \lambda\|\theta\|`. Each step
+    moves a tensor by about :math:`\eta\kappa` of its norm, so the learning rate is a
+    unit-free factor (the paper's global rates are 1 to 10). Not elementwise:
+    ``fuse=True`` raises :class:`symopt.fused.NotFusable`.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1.0
+        :math:`\eta`.
+    weight_decay : float or scalar variable, default 0.0
+        :math:`\lambda`, added to the gradient before the trust ratio.
+    trust_coefficient : float or scalar variable, default 1e-3
+        :math:`\kappa` (the paper's :math:`\eta`).
+    epsilon : float or scalar variable, default 0.0
+    momentum : float or scalar variable, default 0.9
+        :math:`\mu`.
+    nesterov : bool, default False
+    fuse : bool or "auto", default False
+        ``"auto"`` and False update each parameter on its own; True raises, the rule not
+        being elementwise.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.velocity``.
+
+    References
+    ----------
+    Y. You, I. Gitman and B. Ginsburg (2017), "Large Batch Training of Convolutional
+    Networks", arXiv:1708.03888. https://arxiv.org/abs/1708.03888
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> step = pytensor.function([], [], updates=symopt.lars((w ** 2).sum(), [w], 10.0))
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    DOCTEST
+    """
+    decay = add_decayed_weights(weight_decay) if nonzero(weight_decay) else identity()
+    return chain(decay, scale_by_trust_ratio(trust_coefficient, epsilon),
+                 scale_by_learning_rate(learning_rate), trace(momentum, nesterov=nesterov))
+
+
+@_registered("adaptive")
+def yogi(learning_rate=1e-2, beta1=0.9, beta2=0.999, epsilon=1e-3,
+         initial_accumulator_value=1e-6, eps_root=0.0):
+    r"""Yogi (Zaheer et al., 2018): Adam whose second moment moves additively, by at most
+    :math:`(1-\beta_2) g^2` per step, so that it forgets a large past more slowly.
+
+    .. math::
+
+        v &\leftarrow v - (1-\beta_2)\,\mathrm{sign}(v - g^2)\, g^2 \\
+        \theta &\leftarrow \theta - \eta\, \frac{m/(1-\beta_1^t)}
+            {\sqrt{v/(1-\beta_2^t) + \epsilon_{root}} + \epsilon}
+
+    with ``m`` as in :func:`adam`. This is ``optax.yogi`` (and optax's
+    ``scale_by_yogi``'s two options): unlike the paper, both moments start at
+    ``initial_accumulator_value`` and both are bias-corrected.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-2
+        :math:`\eta` (the paper's).
+    beta1, beta2 : float or scalar variable, default 0.9, 0.999
+    epsilon : float or scalar variable, default 1e-3
+        The paper's, larger than Adam's.
+    initial_accumulator_value : float or scalar variable, default 1e-6
+        Where ``m`` and ``v`` start.
+    eps_root : float or scalar variable, default 0.0
+        Added under the root.
+    fuse : bool or "auto", default False
+        True runs the update of all parameters of a dtype as one fused loop, their state
+        in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
+        to fuse; False updates each parameter on its own.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.m``, ``<param>.v`` (zeros until the first step, which starts them
+    at ``initial_accumulator_value``) and ``yogi.t``.
+
+    References
+    ----------
+    M. Zaheer, S. Reddi, D. Sachan, S. Kale and S. Kumar (2018), "Adaptive Methods for
+    Nonconvex Optimization", NeurIPS 2018.
+    https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> step = pytensor.function([], [], updates=symopt.yogi((w ** 2).sum(), [w], 0.1))
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    DOCTEST
+    """
+    return chain(scale_by_yogi(beta1, beta2, epsilon, initial_accumulator_value, eps_root),
+                 scale_by_learning_rate(learning_rate))
+
+
+@_registered("adaptive")
+def adan(learning_rate=1e-3, beta1=0.98, beta2=0.92, beta3=0.99, epsilon=1e-8, eps_root=1e-8,
+         weight_decay=0.0):
+    r"""Adan (Xie et al., 2022): Adam with Nesterov momentum estimated from the difference
+    of successive gradients.
+
+    With :math:`\Delta = g_t - g_{t-1}` (zero at the first step):
+
+    .. math::
+
+        m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad
+        v \leftarrow \beta_2 v + (1-\beta_2)\Delta, \qquad
+        n \leftarrow \beta_3 n + (1-\beta_3)(g + \beta_2\Delta)^2 \\
+        \theta &\leftarrow \theta - \eta\Big(\frac{m/(1-\beta_1^t) + \beta_2\, v/(1-\beta_2^t)}
+            {\sqrt{n/(1-\beta_3^t) + \epsilon_{root}} + \epsilon} + \lambda\theta\Big)
+
+    The betas are written as optax and the authors' code write them (:math:`1-\beta` of
+    the paper's 0.02, 0.08, 0.01). These are the paper's and the authors' code's
+    equations, with the bias corrections of the code and the decoupled weight decay of
+    optax and of the code's ``no_prox=True`` (the paper's is proximal,
+    :math:`\theta/(1+\eta\lambda)`). ``optax.adan`` 0.2.8 differs: it weights
+    :math:`\Delta` in :math:`n` and :math:`v` in the step by :math:`1-\beta_2` instead of
+    :math:`\beta_2` (0.08 instead of 0.92 by default; optax pull request 1715), so the
+    two agree for :math:`\beta_2 = 1/2` only, where symopt's tests compare them.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-3
+        :math:`\eta`.
+    beta1, beta2, beta3 : float or scalar variable, default 0.98, 0.92, 0.99
+        The decays of the gradient's, the gradient difference's and the squared
+        look-ahead's averages.
+    epsilon : float or scalar variable, default 1e-8
+    eps_root : float or scalar variable, default 1e-8
+        Added under the root.
+    weight_decay : float or scalar variable, default 0.0
+        :math:`\lambda`, decoupled.
+    fuse : bool or "auto", default False
+        True runs the update of all parameters of a dtype as one fused loop, their state
+        in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
+        to fuse; False updates each parameter on its own.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.m``, ``<param>.v``, ``<param>.n``, ``<param>.prev_grad`` and
+    ``adan.t``.
+
+    References
+    ----------
+    X. Xie, P. Zhou, H. Li, Z. Lin and S. Yan (2022), "Adan: Adaptive Nesterov Momentum
+    Algorithm for Faster Optimizing Deep Models", arXiv:2208.06677 (IEEE TPAMI 2024).
+    https://arxiv.org/abs/2208.06677
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> step = pytensor.function([], [], updates=symopt.adan((w ** 2).sum(), [w], 0.1))
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    DOCTEST
+    """
+    decay = add_decayed_weights(weight_decay) if nonzero(weight_decay) else identity()
+    return chain(scale_by_adan(beta1, beta2, beta3, epsilon, eps_root), decay,
+                 scale_by_learning_rate(learning_rate))
+
+
+@_registered("adaptive")
+def adabelief(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-16, eps_root=1e-16,
+              nesterov=False):
+    r"""AdaBelief (Zhuang et al., 2020): Adam that divides by the spread of the gradient
+    around its running mean (the "belief" in it) instead of its magnitude.
+
+    .. math::
+
+        m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad
+        s \leftarrow \beta_2 s + (1-\beta_2)(g - m)^2 + \epsilon_{root} \\
+        \theta &\leftarrow \theta - \eta\, \frac{\hat m}{\sqrt{s/(1-\beta_2^t)} + \epsilon},
+        \qquad \hat m = \frac{m}{1-\beta_1^t} \ \text{or (Nesterov)}\
+        \frac{\beta_1 m}{1-\beta_1^{t+1}} + \frac{(1-\beta_1)\, g}{1-\beta_1^t}
+
+    This is ``optax.adabelief`` and the paper's Algorithm 2 (whose :math:`\epsilon`
+    inside :math:`s` is ``eps_root``).
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-3
+        :math:`\eta`.
+    beta1, beta2 : float or scalar variable, default 0.9, 0.999
+    epsilon : float or scalar variable, default 1e-16
+        Added to the root (the authors' value).
+    eps_root : float or scalar variable, default 1e-16
+        Added to :math:`s` at every step.
+    nesterov : bool, default False
+    fuse : bool or "auto", default False
+        True runs the update of all parameters of a dtype as one fused loop, their state
+        in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
+        to fuse; False updates each parameter on its own.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.m``, ``<param>.s`` and ``adabelief.t``.
+
+    References
+    ----------
+    J. Zhuang, T. Tang, Y. Ding, S. Tatikonda, N. Dvornek, X. Papademetris and
+    J. Duncan (2020), "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed
+    Gradients", NeurIPS 2020. https://arxiv.org/abs/2010.07468
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> step = pytensor.function([], [], updates=symopt.adabelief((w ** 2).sum(), [w], 0.1))
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    DOCTEST
+    """
+    return chain(scale_by_adabelief(beta1, beta2, epsilon, eps_root, nesterov),
+                 scale_by_learning_rate(learning_rate))
+
+
+@_registered("adaptive")
+def novograd(learning_rate=1e-3, beta1=0.9, beta2=0.25, epsilon=1e-6, eps_root=0.0,
+             weight_decay=0.0):
+    r"""NovoGrad (Ginsburg et al., 2019): momentum on gradients normalised by a running
+    average of each tensor's squared norm (one second moment per tensor).
+
+    .. math::
+
+        v &\leftarrow \beta_2 v + (1-\beta_2)\|g\|^2 \quad(\|g\|^2 \text{ at the first
+            step}), \qquad
+        m \leftarrow \beta_1 m + \frac{g}{\sqrt{v + \epsilon_{root}} + \epsilon}
+            + \lambda\theta \\
+        \theta &\leftarrow \theta - \eta\, m
+
+    This is ``optax.novograd`` and the paper's Algorithm 1. Not elementwise:
+    ``fuse=True`` raises :class:`symopt.fused.NotFusable`.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-3
+        :math:`\eta`.
+    beta1, beta2 : float or scalar variable, default 0.9, 0.25
+        optax's (the authors' experiments use 0.95, 0.98).
+    epsilon : float or scalar variable, default 1e-6
+    eps_root : float or scalar variable, default 0.0
+    weight_decay : float or scalar variable, default 0.0
+        :math:`\lambda`, added to the normalised gradient.
+    fuse : bool or "auto", default False
+        ``"auto"`` and False update each parameter on its own; True raises, the rule not
+        being elementwise.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.m``, ``<param>.v`` (a scalar per parameter) and ``novograd.t``.
+
+    References
+    ----------
+    B. Ginsburg, P. Castonguay, O. Hrinchuk, O. Kuchaiev, V. Lavrukhin, R. Leary, J. Li,
+    H. Nguyen, Y. Zhang and J. M. Cohen (2019), "Stochastic Gradient Methods with
+    Layer-wise Adaptive Moments for Training of Deep Networks", arXiv:1905.11286.
+    https://arxiv.org/abs/1905.11286
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> step = pytensor.function([], [], updates=symopt.novograd((w ** 2).sum(), [w], 0.1))
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    DOCTEST
+    """
+    return chain(scale_by_novograd(beta1, beta2, epsilon, eps_root, weight_decay),
+                 scale_by_learning_rate(learning_rate))
+
+
+@_registered("adaptive")
+def adopt(learning_rate=1e-3, beta1=0.9, beta2=0.9999, epsilon=1e-6, nesterov=False,
+          use_clipping=True, clip_value_fn=None):
+    r"""ADOPT (Taniguchi et al., 2024): Adam with the gradient normalised by the second
+    moment of the earlier gradients, before the momentum; it converges for any
+    :math:`\beta_2`.
+
+    .. math::
+
+        \tilde g &= \mathrm{clip}\Big(\frac{g}{\max(\sqrt{v}, \epsilon)}, \pm c(t-1)\Big),
+            \qquad m \leftarrow \beta_1 m + (1-\beta_1) \tilde g, \qquad
+            v \leftarrow \beta_2 v + (1-\beta_2)\, g^2 \\
+        \theta &\leftarrow \theta - \eta\, m \quad(\text{Nesterov: }
+            \theta - \eta\,(\beta_1 m + (1-\beta_1)\tilde g))
+
+    The first step only sets :math:`v = g^2` and leaves the parameters where they are.
+    :math:`c(k) = k^{1/4}` is the clipping of the paper's Algorithm 2. This is
+    ``optax.contrib.adopt``.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-3
+        :math:`\eta`.
+    beta1, beta2 : float or scalar variable, default 0.9, 0.9999
+    epsilon : float or scalar variable, default 1e-6
+        The floor of :math:`\sqrt v`.
+    nesterov : bool, default False
+    use_clipping : bool, default True
+    clip_value_fn : callable, optional
+        :math:`c`, called with the number of earlier steps :math:`t-1` as a symbolic
+        scalar of the parameter's dtype; None is :math:`k^{1/4}`.
+    fuse : bool or "auto", default False
+        True runs the update of all parameters of a dtype as one fused loop, their state
+        in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
+        to fuse; False updates each parameter on its own.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.m``, ``<param>.v`` and ``adopt.t``.
+
+    References
+    ----------
+    S. Taniguchi, K. Harada, G. Minegishi, Y. Oshima, S. C. Jeong, G. Nagahara, T. Iiyama,
+    M. Suzuki, Y. Iwasawa and Y. Matsuo (2024), "ADOPT: Modified Adam Can Converge with
+    Any beta2 with the Optimal Rate", NeurIPS 2024. https://arxiv.org/abs/2411.02853
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> step = pytensor.function([], [], updates=symopt.adopt((w ** 2).sum(), [w], 0.1))
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    DOCTEST
+    """
+    return chain(scale_by_adopt(beta1, beta2, epsilon, nesterov, use_clipping, clip_value_fn),
+                 scale_by_learning_rate(learning_rate))
+
+
+@_registered("adaptive")
+def ademamix(learning_rate=1e-3, beta1=0.9, beta2=0.999, beta3=0.9999, alpha=5.0,
+             epsilon=1e-8, eps_root=0.0, weight_decay=0.0):
+    r"""AdEMAMix (Pagliardini, Ablin & Grangier, 2024): AdamW plus a second, slow
+    momentum that keeps gradients of thousands of steps ago.
+
+    .. math::
+
+        m_1 &\leftarrow \beta_1 m_1 + (1-\beta_1) g, \qquad
+        m_2 \leftarrow \beta_3 m_2 + (1-\beta_3) g, \qquad
+        \nu \leftarrow \beta_2 \nu + (1-\beta_2) g^2 \\
+        \theta &\leftarrow \theta - \eta\Big(\frac{m_1/(1-\beta_1^t) + \alpha\, m_2}
+            {\sqrt{\nu/(1-\beta_2^t) + \epsilon_{root}} + \epsilon} + \lambda\theta\Big)
+
+    The slow momentum is not bias-corrected (it would swamp the first steps); the paper
+    warms ``alpha`` and ``beta3`` up over training, which a shared variable set between
+    calls (see :mod:`symopt.schedules`) does here. This is ``optax.contrib.ademamix``.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-3
+        :math:`\eta`.
+    beta1, beta2, beta3 : float or scalar variable, default 0.9, 0.999, 0.9999
+        The decays of the fast momentum, of the second moment and of the slow momentum.
+    alpha : float or scalar variable, default 5.0
+        The slow momentum's weight.
+    epsilon : float or scalar variable, default 1e-8
+    eps_root : float or scalar variable, default 0.0
+    weight_decay : float or scalar variable, default 0.0
+        :math:`\lambda`, decoupled.
+    fuse : bool or "auto", default False
+        True runs the update of all parameters of a dtype as one fused loop, their state
+        in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
+        to fuse; False updates each parameter on its own.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.m1``, ``<param>.m2``, ``<param>.nu`` and ``ademamix.t``.
+
+    References
+    ----------
+    M. Pagliardini, P. Ablin and D. Grangier (2024), "The AdEMAMix Optimizer: Better,
+    Faster, Older", arXiv:2409.03137 (ICLR 2025). https://arxiv.org/abs/2409.03137
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> step = pytensor.function([], [], updates=symopt.ademamix((w ** 2).sum(), [w], 0.1))
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    DOCTEST
+    """
+    decay = add_decayed_weights(weight_decay) if nonzero(weight_decay) else identity()
+    return chain(scale_by_ademamix(beta1, beta2, beta3, alpha, epsilon, eps_root), decay,
+                 scale_by_learning_rate(learning_rate))
+
+
+@_registered("gradient")
+def schedule_free_sgd(learning_rate=1.0, warmup_steps=None, beta1=0.9, weight_decay=0.0,
+                      weight_lr_power=2.0):
+    r"""Schedule-free SGD (Defazio et al., 2024): no learning-rate schedule, an average of
+    the iterates instead, where the gradients are taken at an interpolation.
+
+    The shared parameters hold :math:`y`, the point where the gradients are taken (as
+    in optax); :math:`z` is the plain SGD iterate and :math:`x`, the average, the point
+    to evaluate and to keep (:func:`schedule_free_eval_params`):
+
+    .. math::
+
+        z &\leftarrow z - \gamma_t\, (g + \lambda y), \qquad
+        x \leftarrow (1-c_t)\, x + c_t z, \qquad y \leftarrow \beta_1 x + (1-\beta_1) z \\
+        c_t &= \frac{(\max_{i \le t} \gamma_i)^p}{\sum_{j \le t} (\max_{i \le j} \gamma_i)^p}
+
+    (with a constant learning rate, :math:`c_t = 1/t`: :math:`x` is the plain mean of the
+    :math:`z`). With ``warmup_steps`` :math:`W` the learning rate rises linearly,
+    :math:`\gamma(k) = \eta\min(k, W)/W`, the z step taking :math:`\gamma(t-1)` (zero at
+    the first step) and the weight :math:`\gamma(t)`, as optax's
+    ``schedule_free_sgd`` does. The paper weights by :math:`\gamma_t^2`; optax and the
+    authors' code by the running maximum, to the power ``weight_lr_power``.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update (they hold :math:`y`).
+    learning_rate : float or scalar variable, default 1.0
+        :math:`\eta` (optax's default).
+    warmup_steps : int, optional
+        :math:`W`; None: no warm-up.
+    beta1 : float or scalar variable, default 0.9
+        :math:`\beta_1`, in ``(0, 1]``: the interpolation's weight on :math:`x`.
+    weight_decay : float or scalar variable, default 0.0
+        :math:`\lambda`, at :math:`y`.
+    weight_lr_power : float or scalar variable, default 2.0
+        :math:`p`.
+    fuse : bool or "auto", default False
+        True runs the update of all parameters of a dtype as one fused loop, their state
+        in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
+        to fuse; False updates each parameter on its own.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.z`` (zeros until the first step copies the parameter),
+    ``schedule_free_sgd.max_lr``, ``schedule_free_sgd.weight_sum`` (scalars of the
+    parameters' dtype) and ``schedule_free_sgd.t``.
+
+    References
+    ----------
+    A. Defazio, X. Yang, H. Mehta, K. Mishchenko, A. Khaled and A. Cutkosky (2024), "The
+    Road Less Scheduled", NeurIPS 2024. https://arxiv.org/abs/2405.15682
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> updates = symopt.schedule_free_sgd((w ** 2).sum(), [w], 0.1)
+    >>> step = pytensor.function([], [], updates=updates)
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6), symopt.schedule_free_eval_params(updates)[0].eval().round(6)
+    DOCTEST
+    """
+    return chain(scale_by_schedule_free(learning_rate, warmup_steps, beta1, weight_decay,
+                                        weight_lr_power, rule="schedule_free_sgd"), negate())
+
+
+@_registered("adaptive")
+def schedule_free_adamw(learning_rate=0.0025, warmup_steps=None, beta1=0.9, beta2=0.999,
+                        epsilon=1e-8, weight_decay=0.0, weight_lr_power=2.0):
+    r"""Schedule-free AdamW (Defazio et al., 2024): :func:`schedule_free_sgd` whose base
+    step is Adam's, without momentum (the interpolation is the momentum).
+
+    .. math::
+
+        v &\leftarrow \beta_2 v + (1-\beta_2) g^2, \qquad
+        z \leftarrow z - \gamma_t\Big(\frac{g}{\sqrt{v/(1-\beta_2^t)} + \epsilon}
+            + \lambda y\Big) \\
+        x &\leftarrow (1-c_t)\, x + c_t z, \qquad y \leftarrow \beta_1 x + (1-\beta_1) z
+
+    with :math:`c_t`, the warm-up and :math:`y` (the shared parameters) as in
+    :func:`schedule_free_sgd`; :func:`schedule_free_eval_params` gives :math:`x`. This
+    is ``optax.contrib.schedule_free_adamw``: the paper folds the bias correction into
+    :math:`\gamma_t` (epsilon outside) and weights the average by that corrected
+    :math:`\gamma_t^2`.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update (they hold :math:`y`).
+    learning_rate : float or scalar variable, default 0.0025
+        :math:`\eta` (optax's default).
+    warmup_steps : int, optional
+        None: no warm-up.
+    beta1 : float or scalar variable, default 0.9
+    beta2 : float or scalar variable, default 0.999
+    epsilon : float or scalar variable, default 1e-8
+    weight_decay : float or scalar variable, default 0.0
+        :math:`\lambda`, at :math:`y`.
+    weight_lr_power : float or scalar variable, default 2.0
+    fuse : bool or "auto", default False
+        True runs the update of all parameters of a dtype as one fused loop, their state
+        in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
+        to fuse; False updates each parameter on its own.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.v``, ``<param>.z``, ``schedule_free_adamw.max_lr``,
+    ``schedule_free_adamw.weight_sum`` and ``schedule_free_adamw.t``.
+
+    References
+    ----------
+    A. Defazio, X. Yang, H. Mehta, K. Mishchenko, A. Khaled and A. Cutkosky (2024), "The
+    Road Less Scheduled", NeurIPS 2024. https://arxiv.org/abs/2405.15682
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> updates = symopt.schedule_free_adamw((w ** 2).sum(), [w], 0.1)
+    >>> step = pytensor.function([], [], updates=updates)
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6), symopt.schedule_free_eval_params(updates)[0].eval().round(6)
+    DOCTEST
+    """
+    return chain(scale_by_schedule_free(learning_rate, warmup_steps, beta1, weight_decay,
+                                        weight_lr_power, beta2, epsilon,
+                                        rule="schedule_free_adamw"), negate())
+
+
+def schedule_free_eval_params(updates):
+    r"""The schedule-free average :math:`x = (y - (1-\beta_1) z)/\beta_1` of every parameter.
+
+    The parameters of :func:`schedule_free_sgd` and :func:`schedule_free_adamw` hold
+    :math:`y`, where the gradients are taken; the average :math:`x` is the point to
+    evaluate (validation loss, accuracy) and to keep at the end of training. It is
+    computed from the parameters and their ``z`` state, so it is never stale.
+
+    Parameters
+    ----------
+    updates : list of (SharedVariable, TensorVariable) or dict
+        What a schedule-free rule returned (on the per-tensor or the fused path).
+
+    Returns
+    -------
+    list of TensorVariable
+        One expression per parameter, in the order of ``updates``, each of its
+        parameter's type: ``pytensor.function([], xs)()`` reads their values, and
+        ``pytensor.clone_replace(outputs, dict(zip(params, xs)))`` evaluates a model
+        there.
+
+    Raises
+    ------
+    ValueError
+        If the updates hold no schedule-free state for a parameter.
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> updates = symopt.schedule_free_sgd((w ** 2).sum(), [w], 0.1)
+    >>> step = pytensor.function([], [], updates=updates)
+    >>> _ = step()
+    >>> [x] = symopt.schedule_free_eval_params(updates)
+    >>> x.eval()  # the mean of z, here the first z: w - 0.1 * 2 w
+    array([ 0.8, -1.6])
+    """
+    pairs = list(updates.items() if isinstance(updates, dict) else updates)
+    params = [var for var, _ in pairs if state_tag(var) is None]
+    averages = {}
+    for var, _ in pairs:
+        tag = state_tag(var)
+        if tag is None or tag.role != "z" or not hasattr(var.tag, "schedule_free_beta1"):
+            continue
+        beta1 = var.tag.schedule_free_beta1
+        slices, start = [], 0
+        for p in tag.members or (tag.param,):
+            size = int(np.prod(p.get_value(borrow=True).shape))
+            z = var if not tag.members else var[start:start + size].reshape(p.shape)
+            slices.append((p, z))
+            start += size
+        for p, z in slices:
+            b1 = as_scalar(beta1, p.dtype)
+            averages[p] = like_param((p - (1 - b1) * z) / b1, p)
+    missing = [p.name for p in params if p not in averages]
+    if missing or not params:
+        raise ValueError(f"these updates hold no schedule-free state for {missing or 'any'}: "
+                         "pass what schedule_free_sgd or schedule_free_adamw returned")
+    return [averages[p] for p in params]
+
+
+@_registered("unit")
+def prodigy(learning_rate=1.0, beta1=0.9, beta2=0.999, beta3=None, epsilon=1e-8,
+            estim_lr0=1e-6, estim_lr_coef=1.0, weight_decay=0.0, safeguard_warmup=False):
+    r"""Prodigy (Mishchenko & Defazio, 2024): Adam with its learning rate :math:`d`
+    estimated as it goes, from how far the parameters have moved; the learning rate
+    is a plain factor on it, 1 by default.
+
+    With :math:`x_0` the initial parameters and :math:`d_0` = ``estim_lr0``:
+
+    .. math::
+
+        \hat\gamma &= d\,\eta\,\sqrt{1-\beta_2^t}/(1-\beta_1^t), \qquad
+        m \leftarrow \beta_1 m + (1-\beta_1)\, d g, \qquad
+        v \leftarrow \beta_2 v + (1-\beta_2)\, d^2 g^2 \\
+        s &\leftarrow \beta_3 s + \hat\gamma\, d g / d_0, \qquad
+        r \leftarrow \beta_3 r + (d/d_0)\,\hat\gamma\, \langle g, x_0 - \theta\rangle,
+        \qquad d \leftarrow \max\big(d, \kappa\, r / \|s\|_1\big) \\
+        \theta &\leftarrow \theta - \hat\gamma\lambda\theta
+            - \hat\gamma\, m / (\sqrt v + d\,\epsilon)
+
+    The inner product and the l1 norm run over all parameters together; :math:`d` never
+    decreases. This is ``optax.contrib.prodigy``, the Adam form of the authors' code
+    (``safeguard_warmup`` takes :math:`d^2 g/d_0` in :math:`s`, against early
+    overestimates). Not elementwise: ``fuse=True`` raises
+    :class:`symopt.fused.NotFusable`.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1.0
+        :math:`\eta`, a factor on the estimated :math:`d`.
+    beta1, beta2 : float or scalar variable, default 0.9, 0.999
+    beta3 : float or scalar variable, optional
+        The decay of :math:`s` and :math:`r`; None is :math:`\sqrt{\beta_2}`.
+    epsilon : float or scalar variable, default 1e-8
+    estim_lr0 : float or scalar variable, default 1e-6
+        :math:`d_0 > 0`, a deliberate underestimate.
+    estim_lr_coef : float or scalar variable, default 1.0
+        :math:`\kappa`.
+    weight_decay : float or scalar variable, default 0.0
+        :math:`\lambda`, decoupled.
+    safeguard_warmup : bool, default False
+    fuse : bool or "auto", default False
+        ``"auto"`` and False update each parameter on its own; True raises, the rule not
+        being elementwise.
+
+    Returns
+    -------
+    list of (SharedVariable, TensorVariable), or ConfiguredRule
+        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
+        rule.
+
+    Notes
+    -----
+    State: ``<param>.m``, ``<param>.v``, ``<param>.grad_sum`` (:math:`s`),
+    ``<param>.initial`` (:math:`x_0`, zeros until the first step copies the parameter),
+    and for the rule as a whole ``prodigy.estim_lr`` (:math:`d`, zero until the first
+    step reads :math:`d_0`), ``prodigy.numerator`` (:math:`r`) and ``prodigy.t``.
+
+    References
+    ----------
+    K. Mishchenko and A. Defazio (2024), "Prodigy: An Expeditiously Adaptive
+    Parameter-Free Learner", ICML 2024. https://arxiv.org/abs/2306.06101
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> updates = symopt.prodigy((w ** 2).sum(), [w])
+    >>> step = pytensor.function([], [], updates=updates)
+    >>> for _ in range(20): _ = step()
+    >>> w.get_value().round(6), float(symopt.get_state(updates)["prodigy.estim_lr"].get_value())
+    DOCTEST
+    """
+    return chain(scale_by_prodigy(learning_rate, beta1, beta2, beta3, epsilon, estim_lr0,
+                                  estim_lr_coef, weight_decay, safeguard_warmup), negate())

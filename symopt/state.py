@@ -40,19 +40,31 @@ def tag_state(var, rule, role, param=None):
     return var
 
 
-def param_state(param, role, rule, fill=0.0):
+def param_state(param, role, rule, fill=0.0, shape_of=None):
     """A shared variable shaped and typed like ``param``, filled with ``fill``.
 
     It has the parameter's dtype and static shape (so its broadcast pattern too), and is
-    named ``<param name>.<role>``.
+    named ``<param name>.<role>``. ``shape_of`` maps the parameter's shape to another
+    (a factored statistic's ``shape[:-1] + (1,)``, a per-tensor scalar's ``()``); it is
+    applied to the value's shape and to the static shape alike.
     """
     if isinstance(param, SharedVariable):
         shape = param.get_value(borrow=True).shape
     else:  # the fused path's flat stand-in for many parameters: a vector of static length
         shape = param.type.shape
+    static = param.type.shape
+    if shape_of is not None:
+        shape, static = tuple(shape_of(tuple(shape))), tuple(shape_of(tuple(static)))
     value = np.full(shape, fill, dtype=param.dtype)
-    var = pytensor.shared(value, name=f"{param.name or 'param'}.{role}", shape=param.type.shape)
+    var = pytensor.shared(value, name=f"{param.name or 'param'}.{role}", shape=static)
     return tag_state(var, rule, role, param)
+
+
+def rule_state(rule, role, dtype, fill=0.0):
+    """A scalar shared variable of ``dtype`` named ``<rule>.<role>``, kept for the rule as
+    a whole (Prodigy's step-size estimate, the schedule-free average's weights)."""
+    var = pytensor.shared(np.asarray(fill, dtype=dtype), name=f"{rule}.{role}", shape=())
+    return tag_state(var, rule, role)
 
 
 def step_counter(rule):

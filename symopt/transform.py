@@ -32,10 +32,11 @@ import functools
 import inspect
 from collections import Counter
 
-from symopt._checks import check_params, like_param
+from symopt._checks import check_params, like_param, require_loss
 from symopt.grads import get_or_compute_grads
 
-__all__ = ["ConfiguredRule", "Transform", "apply", "as_transform", "chain", "update_rule"]
+__all__ = ["ConfiguredRule", "LossRule", "Transform", "apply", "as_transform", "chain",
+           "update_rule"]
 
 FUSE_CHOICES = (True, False, "auto")
 
@@ -206,25 +207,39 @@ class ConfiguredRule(Transform):
         return f"{self.name}({args})"
 
 
-def update_rule(build):
+class LossRule(ConfiguredRule):
+    """A configured rule that needs the loss itself (curvature, or a gradient taken at
+    another point); given a list of gradients, it raises."""
+
+    def __call__(self, loss_or_grads, params, fuse=None):
+        require_loss(loss_or_grads, self.name)
+        return super().__call__(loss_or_grads, params, fuse=fuse)
+
+
+def update_rule(build, needs_loss=False):
     """Turn ``build(**hyperparameters) -> transform`` into a user-facing update rule.
 
     The rule takes ``loss_or_grads`` and ``params`` first, then the hyperparameters of
     ``build`` (by position or name), and either applies the transform or, given neither a
     loss nor params, returns a :class:`ConfiguredRule`. Hyperparameters are checked
     when the rule is called, in both cases. The keyword ``fuse`` chooses the per-tensor
-    or the fused multi-tensor path (see :func:`apply`).
+    or the fused multi-tensor path (see :func:`apply`). With ``needs_loss`` the rule
+    refuses a list of gradients (its transform differentiates them again or evaluates
+    them elsewhere) and configures a :class:`LossRule`; ``rule.needs_loss`` says which.
     """
     hyper_signature = inspect.signature(build)
+    configured = LossRule if needs_loss else ConfiguredRule
 
     @functools.wraps(build)
     def rule(loss_or_grads=None, params=None, *args, fuse=False, **kwargs):
         _check_fuse(fuse)
+        if needs_loss and loss_or_grads is not None:
+            require_loss(loss_or_grads, build.__name__)
         bound = hyper_signature.bind(*args, **kwargs)
         bound.apply_defaults()
         transform = build(*bound.args, **bound.kwargs)
         if loss_or_grads is None and params is None:
-            return ConfiguredRule(build.__name__, transform, bound.arguments, fuse=fuse)
+            return configured(build.__name__, transform, bound.arguments, fuse=fuse)
         if params is None:
             raise ValueError(
                 f"{build.__name__}: loss_or_grads was given without params; pass the list "
@@ -246,4 +261,5 @@ def update_rule(build):
         parameters=leading + list(hyper_signature.parameters.values()) + [fuse]
     )
     rule.build = build
+    rule.needs_loss = needs_loss
     return rule

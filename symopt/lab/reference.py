@@ -14,6 +14,8 @@ like a float32 graph.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -372,6 +374,1024 @@ class Lion(Rule):
         u = np.sign((1 - b1) * g + b1 * self.m[i])
         self.m[i] = (1 - b2) * g + b2 * self.m[i]
         return theta + self.c(-self.learning_rate) * (u + self.c(self.weight_decay) * theta)
+
+
+# --------------------------------------------------------------------------------------
+# The modern rules (issue 17): each checked step by step against torch.optim 2.13 or
+# optax 0.2.8 in float64 (tests/core/test_modern_peers.py). Where the peer departs from
+# the paper the transcription follows the peer and the docstring says how they differ.
+# State starts at zero; a rule whose state starts elsewhere (Yogi's moments, Prodigy's
+# estimate, the schedule-free and Prodigy copies of the initial parameters) says so.
+# --------------------------------------------------------------------------------------
+
+
+def _norm(x):
+    """The Frobenius (Euclidean) norm of the whole array."""
+    return np.sqrt(np.sum(x * x))
+
+
+def _newton_schulz(x, coefficients, normalise):
+    r"""Quintic Newton-Schulz iteration towards the orthogonal factor of a matrix ``x``.
+
+    ``coefficients`` is one ``(a, b, c)`` per iteration. Works on the wide orientation
+    (transposes when rows > columns) after ``normalise`` scales the Frobenius norm to ~1:
+
+    .. math:: A = X X^\top,\quad B = b A + c A A,\quad X \leftarrow a X + B X.
+    """
+    transposed = x.shape[0] > x.shape[1]
+    if transposed:
+        x = x.T
+    x = normalise(x)
+    for a, b, c in coefficients:
+        gram = x @ x.T
+        gram_update = b * gram + c * (gram @ gram)
+        x = a * x + gram_update @ x
+    return x.T if transposed else x
+
+
+class RAdam(Rule):
+    r"""RAdam, as ``torch.optim.RAdam`` computes it.
+
+    Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond", ICLR 2020,
+    https://arxiv.org/abs/1908.03265 (Algorithm 2).
+
+    .. math::
+        g &\leftarrow g + \lambda\theta \quad(\text{L2; or } \theta \leftarrow
+              \theta(1-\eta\lambda) \text{ if decoupled\_weight\_decay})\\
+        m &\leftarrow \beta_1 m + (1-\beta_1) g,\qquad
+        v \leftarrow \beta_2 v + (1-\beta_2) g^2,\qquad \hat m = m/(1-\beta_1^t)\\
+        \rho_\infty &= 2/(1-\beta_2) - 1,\qquad
+        \rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)\\
+        \text{if } \rho_t > 5:&\quad r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}
+              {(\rho_\infty-4)(\rho_\infty-2)\rho_t}},\quad
+        \theta \leftarrow \theta - \eta\, r_t\, \hat m\,
+              \frac{\sqrt{1-\beta_2^t}}{\sqrt{v}+\epsilon}\\
+        \text{else}:&\quad \theta \leftarrow \theta - \eta \hat m
+
+    Differences from the paper: the paper has no epsilon and switches at
+    :math:`\rho_t > 4`; torch switches at :math:`\rho_t > 5` and adds epsilon to
+    :math:`\sqrt{v}` before the bias correction. Defaults agree (lr 1e-3, betas
+    0.9/0.999, eps 1e-8).
+    """
+
+    RHO_THRESHOLD = 5.0
+
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8,
+                 weight_decay=0.0, decoupled_weight_decay=False):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay)
+        self.m = _zeros(params)
+        self.v = _zeros(params)
+        self.rectified = 0  # steps that took the rectified branch
+
+    def update(self, i, theta, g):
+        lr, b1, b2 = self.learning_rate, self.beta1, self.beta2
+        t = self.t
+        if self.weight_decay != 0:
+            if self.decoupled_weight_decay:
+                theta = theta * self.c(1 - lr * self.weight_decay)
+            else:
+                g = g + self.c(self.weight_decay) * theta
+        m = self.m[i] + self.c(1 - b1) * (g - self.m[i])
+        v = self.c(b2) * self.v[i] + self.c(1 - b2) * g * g
+        self.m[i], self.v[i] = m, v
+        bc1 = 1 - b1**t
+        bc2 = 1 - b2**t
+        m_hat = m / self.c(bc1)
+        rho_inf = 2 / (1 - b2) - 1
+        rho_t = rho_inf - 2 * t * (b2**t) / bc2
+        if rho_t > self.RHO_THRESHOLD:
+            self.rectified += i == 0
+            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf
+                    / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+            adaptive = self.c(bc2**0.5) / (np.sqrt(v) + self.c(self.epsilon))
+            return theta - m_hat * self.c(lr) * adaptive * self.c(rect)
+        return theta - m_hat * self.c(lr)
+
+
+class Adafactor(Rule):
+    r"""Adafactor without first moment, as ``torch.optim.Adafactor`` computes it.
+
+    Shazeer & Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory Cost",
+    ICML 2018, https://arxiv.org/abs/1804.04235 (Algorithms 4 and 5, relative step size,
+    update clipping, :math:`\hat\beta_{2t} = 1 - t^{-0.8}`).
+
+    .. math::
+        1-\hat\beta_{2t} &= t^{c}\ (c = \text{beta2\_decay} = -0.8),\qquad
+        \rho_t = \min(\eta, 1/\sqrt t),\qquad
+        \alpha_t = \max(\epsilon_2, \mathrm{RMS}(\theta_{t-1}))\,\rho_t\\
+        \theta &\leftarrow \theta(1 - \eta\lambda)\quad(\text{weight decay, after }\alpha_t)\\
+        \text{ndim}\ge2:&\quad R \leftarrow \mathrm{lerp}(R, \mathrm{mean}_{-1}(g^2),
+              1-\hat\beta_{2t}),\quad C \leftarrow \mathrm{lerp}(C, \mathrm{mean}_{-2}(g^2),
+              1-\hat\beta_{2t}),\quad \hat V = \frac{R C}{\max(\mathrm{mean}_{-2}(R),
+              \epsilon_1)}\\
+        \text{ndim}<2:&\quad \hat V = V \leftarrow \mathrm{lerp}(V, g^2, 1-\hat\beta_{2t})\\
+        U &= g / \sqrt{\max(\hat V, \epsilon_1^2)},\qquad
+        \theta \leftarrow \theta - \frac{\alpha_t}{\max(1, \mathrm{RMS}(U)/d)}\, U
+
+    (R, C are row and column *means* rather than the paper's sums; the ratio
+    :math:`RC/\mathrm{mean}(R)` equals the paper's :math:`RC/1^\top R`.) Factoring is over
+    the last two axes of any tensor with ndim >= 2.
+
+    Differences from the paper: torch uses ``lr`` as the cap of :math:`\rho_t` (paper:
+    constant 1e-2; torch's default lr 1e-2 reproduces it) and for weight decay (none in
+    the paper); epsilon1 defaults to the dtype's machine epsilon (paper: 1e-30) and is
+    applied by clamping :math:`\hat V \ge \epsilon_1^2` and the row-mean normaliser
+    :math:`\ge\epsilon_1` instead of adding :math:`\epsilon_1` to :math:`g^2`. No
+    first moment (the paper's :math:`\beta_1 = 0`). Defaults: torch's (lr 1e-2,
+    beta2_decay -0.8, eps (None, 1e-3), d 1, weight_decay 0).
+    """
+
+    def __init__(self, params, learning_rate=1e-2, beta2_decay=-0.8, epsilon1=None,
+                 epsilon2=1e-3, d=1.0, weight_decay=0.0):
+        super().__init__(params, learning_rate=learning_rate, beta2_decay=beta2_decay,
+                         epsilon1=epsilon1, epsilon2=epsilon2, d=d,
+                         weight_decay=weight_decay)
+        self.row_var, self.col_var, self.variance = [], [], []
+        for p in params:
+            p = np.asarray(p)
+            if p.ndim > 1:
+                self.row_var.append(np.zeros(p.shape[:-1] + (1,), p.dtype))
+                self.col_var.append(np.zeros(p.shape[:-2] + (1, p.shape[-1]), p.dtype))
+                self.variance.append(None)
+            else:
+                self.row_var.append(None)
+                self.col_var.append(None)
+                self.variance.append(np.zeros_like(p))
+        self.clipped = 0  # steps where RMS(U) > d
+
+    def update(self, i, theta, g):
+        lr, t = self.learning_rate, float(self.t)
+        eps1 = np.finfo(self.dtype).eps if self.epsilon1 is None else self.epsilon1
+        one_minus_beta2_t = t**self.beta2_decay
+        rho_t = min(lr, 1 / (t**0.5))
+        alpha = max(self.epsilon2, float(_norm(theta)) / (theta.size**0.5)) * rho_t
+        if self.weight_decay != 0:
+            theta = theta * self.c(1 - lr * self.weight_decay)
+        w = self.c(one_minus_beta2_t)
+        if g.ndim > 1:
+            row_mean = np.mean(g * g, axis=-1, keepdims=True)
+            self.row_var[i] = self.row_var[i] + w * (row_mean - self.row_var[i])
+            col_mean = np.mean(g * g, axis=-2, keepdims=True)
+            self.col_var[i] = self.col_var[i] + w * (col_mean - self.col_var[i])
+            var_estimate = self.row_var[i] @ self.col_var[i]
+            var_estimate = var_estimate / np.maximum(
+                np.mean(self.row_var[i], axis=-2, keepdims=True), self.c(eps1))
+        else:
+            self.variance[i] = self.variance[i] + w * (g * g - self.variance[i])
+            var_estimate = self.variance[i].copy()
+        u = g / np.sqrt(np.maximum(var_estimate, self.c(eps1 * eps1)))
+        denom = max(1.0, float(_norm(u)) / ((u.size**0.5) * self.d))
+        self.clipped += denom > 1
+        return theta - self.c(alpha / denom) * u
+
+
+class ASGD(Rule):
+    r"""Averaged SGD, as ``torch.optim.ASGD`` computes it (the average is state).
+
+    Polyak & Juditsky, "Acceleration of Stochastic Approximation by Averaging", SIAM J.
+    Control Optim. 30(4), 1992; the step-size and averaging schedules of Xu, "Towards
+    Optimal One Pass Large Scale Learning with Averaged Stochastic Gradient Descent",
+    2011, https://arxiv.org/abs/1107.2490.
+
+    .. math::
+        g &\leftarrow g + \text{wd}\,\theta\\
+        \theta &\leftarrow \theta(1 - \lambda\eta_{t-1}) - \eta_{t-1} g\\
+        \bar\theta &\leftarrow \bar\theta + \mu_{t-1}(\theta - \bar\theta)
+              \quad(\text{a copy when } \mu_{t-1} = 1)\\
+        \eta_t &= \frac{\eta_0}{(1 + \lambda\eta_0 t)^{\alpha}},\qquad
+        \mu_t = \frac{1}{\max(1, t - t_0)}
+
+    with :math:`\eta_0` the learning rate and :math:`\mu_0 = 1`. :math:`\lambda`
+    (``lambd``) is both a decay of the parameters and the step size's decay rate.
+    Averaging starts after ``t0`` steps (before, :math:`\bar\theta` tracks
+    :math:`\theta`). Defaults: torch's (lr 1e-2, lambd 1e-4, alpha 0.75, t0 1e6, wd 0).
+    """
+
+    def __init__(self, params, learning_rate=1e-2, lambd=1e-4, alpha=0.75, t0=1e6,
+                 weight_decay=0.0):
+        super().__init__(params, learning_rate=learning_rate, lambd=lambd, alpha=alpha,
+                         t0=t0, weight_decay=weight_decay)
+        self.eta = [learning_rate for _ in params]
+        self.mu = [1.0 for _ in params]
+        self.ax = _zeros(params)
+
+    def averaged_params(self):
+        return [a.copy() for a in self.ax]
+
+    def update(self, i, theta, g):
+        lr, lambd = self.learning_rate, self.lambd
+        if self.weight_decay != 0:
+            g = g + self.c(self.weight_decay) * theta
+        eta = self.eta[i]
+        theta = theta * self.c(1 - lambd * eta)
+        theta = theta - self.c(eta) * g
+        if self.mu[i] != 1:
+            self.ax[i] = self.ax[i] + (theta - self.ax[i]) * self.c(self.mu[i])
+        else:
+            self.ax[i] = theta.copy()
+        t = self.t
+        self.eta[i] = lr / ((1 + lambd * lr * t) ** self.alpha)
+        self.mu[i] = 1 / max(1, t - self.t0)
+        return theta
+
+
+class Muon(Rule):
+    r"""Muon, as ``torch.optim.Muon`` computes it for matrices; AdamW for other shapes.
+
+    Jordan et al., "Muon: An optimizer for hidden layers in neural networks", 2024 blog
+    post, https://kellerjordan.github.io/posts/muon/; learning-rate matching from Liu et
+    al., "Muon is Scalable for LLM Training", 2025, https://arxiv.org/abs/2502.16982.
+
+    For a matrix of shape (A, B):
+
+    .. math::
+        M &\leftarrow \mu M + (1-\mu) g,\qquad
+        \tilde M = (1-\mu) g + \mu M \ \text{(nesterov)} \quad\text{or}\quad M\\
+        O &= \mathrm{NS}^{(a,b,c)}_k\big(\tilde M / \max(\|\tilde M\|_F, \epsilon)\big)\\
+        \theta &\leftarrow \theta(1 - \eta\lambda) - \eta' O,\qquad
+        \eta' = \eta\sqrt{\max(1, A/B)}\ (\text{"original"}),\ \
+              0.2\,\eta\sqrt{\max(A, B)}\ (\text{"match\_rms\_adamw"})
+
+    torch refuses any parameter that is not a matrix; symopt (and this class) update
+    the others with AdamW, as ``torch.optim.AdamW`` computes it, with the ``adam_*``
+    hyperparameters (``adam_learning_rate`` None: the learning rate), so that one rule
+    trains a whole network, as optax's muon does. torch runs the Newton-Schulz iteration
+    in bfloat16; this transcription (like symopt) in the parameters' dtype. Defaults:
+    torch's (lr 1e-3, weight_decay 0.1, momentum 0.95, nesterov, coefficients (3.4445,
+    -4.7750, 2.0315), eps 1e-7, 5 steps, "original") and AdamW's (betas 0.9/0.999, eps
+    1e-8) with no weight decay (optax's muon's default for the other shapes).
+    """
+
+    def __init__(self, params, learning_rate=1e-3, weight_decay=0.1, momentum=0.95,
+                 nesterov=True, ns_coefficients=(3.4445, -4.7750, 2.0315), epsilon=1e-7,
+                 ns_steps=5, adjust_lr_fn=None, adam_learning_rate=None, adam_beta1=0.9,
+                 adam_beta2=0.999, adam_epsilon=1e-8, adam_weight_decay=0.0):
+        if adjust_lr_fn not in (None, "original", "match_rms_adamw"):
+            raise ValueError(f"unknown adjust_lr_fn {adjust_lr_fn}")
+        super().__init__(params, learning_rate=learning_rate, weight_decay=weight_decay,
+                         momentum=momentum, nesterov=nesterov,
+                         ns_coefficients=ns_coefficients, epsilon=epsilon,
+                         ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn,
+                         adam_learning_rate=adam_learning_rate, adam_beta1=adam_beta1,
+                         adam_beta2=adam_beta2, adam_epsilon=adam_epsilon,
+                         adam_weight_decay=adam_weight_decay)
+        self.buf = _zeros(params)
+        self.v = _zeros(params)  # AdamW's second moment, for the other shapes
+
+    def update(self, i, theta, g):
+        if theta.ndim != 2:
+            return self.adamw(i, theta, g)
+        mu = self.momentum
+        buf = self.buf[i] + self.c(1 - mu) * (g - self.buf[i])
+        self.buf[i] = buf
+        u = g + self.c(mu) * (buf - g) if self.nesterov else buf
+        eps = self.c(self.epsilon)
+        o = _newton_schulz(u, [tuple(self.c(x) for x in self.ns_coefficients)] * self.ns_steps,
+                           lambda x: x / np.maximum(_norm(x), eps))
+        a, b = theta.shape
+        if self.adjust_lr_fn in (None, "original"):
+            ratio = math.sqrt(max(1, a / b))
+        else:
+            ratio = 0.2 * math.sqrt(max(a, b))
+        lr = self.learning_rate
+        theta = theta * self.c(1 - lr * self.weight_decay)
+        return theta - self.c(lr * ratio) * o
+
+    def adamw(self, i, theta, g):
+        """``torch.optim.AdamW``'s step."""
+        lr = self.learning_rate if self.adam_learning_rate is None else self.adam_learning_rate
+        b1, b2, t = self.adam_beta1, self.adam_beta2, self.t
+        theta = theta * self.c(1 - lr * self.adam_weight_decay)
+        self.buf[i] = self.buf[i] + self.c(1 - b1) * (g - self.buf[i])
+        self.v[i] = self.c(b2) * self.v[i] + self.c(1 - b2) * g * g
+        step_size = lr / (1 - b1**t)
+        denom = np.sqrt(self.v[i]) / self.c((1 - b2**t) ** 0.5) + self.c(self.adam_epsilon)
+        return theta - self.c(step_size) * (self.buf[i] / denom)
+
+
+class LAMB(Rule):
+    r"""LAMB, as ``optax.lamb`` computes it.
+
+    You et al., "Large Batch Optimization for Deep Learning: Training BERT in 76
+    minutes", ICLR 2020, https://arxiv.org/abs/1904.00962 (Algorithm 2).
+
+    .. math::
+        m &\leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,
+        \quad \hat m = \frac{m}{1-\beta_1^t},\ \hat v = \frac{v}{1-\beta_2^t}\\
+        u &= \frac{\hat m}{\sqrt{\hat v + \epsilon_{root}} + \epsilon} + \lambda\theta\\
+        \theta &\leftarrow \theta - \eta\, \frac{\|\theta\|}{\|u\|}\, u
+              \quad(\text{ratio} = 1 \text{ if either norm is } 0)
+
+    Norms are per parameter array (the paper's "layer"). The paper's scaling function
+    :math:`\phi` is the identity here. Defaults: betas 0.9/0.999, eps 1e-6 (paper and
+    optax), eps_root 0, weight_decay 0 (optax); learning_rate 1e-3 (optax requires one).
+    """
+
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-6,
+                 eps_root=0.0, weight_decay=0.0):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, eps_root=eps_root, weight_decay=weight_decay)
+        self.m = _zeros(params)
+        self.v = _zeros(params)
+
+    def update(self, i, theta, g):
+        b1, b2, t = self.beta1, self.beta2, self.t
+        self.m[i] = self.c(1 - b1) * g + self.c(b1) * self.m[i]
+        self.v[i] = self.c(1 - b2) * g * g + self.c(b2) * self.v[i]
+        m_hat = self.m[i] / self.c(1 - b1**t)
+        v_hat = self.v[i] / self.c(1 - b2**t)
+        u = m_hat / (np.sqrt(v_hat + self.c(self.eps_root)) + self.c(self.epsilon))
+        if self.weight_decay != 0:
+            u = u + self.c(self.weight_decay) * theta
+        pn, un = _norm(theta), _norm(u)
+        ratio = self.c(1.0) if (pn == 0 or un == 0) else pn / un
+        return theta + self.c(-self.learning_rate) * (u * ratio)
+
+
+class LARS(Rule):
+    r"""LARS, as ``optax.lars`` computes it.
+
+    You, Gitman & Ginsburg, "Large Batch Training of Convolutional Networks", 2017,
+    https://arxiv.org/abs/1708.03888 (Algorithm 1).
+
+    .. math::
+        d &= g + \lambda\theta,\qquad
+        r = \frac{\kappa\,\|\theta\|}{\|d\| + \epsilon}\ (1 \text{ if either norm is } 0)\\
+        v &\leftarrow \mu v - \eta\, r\, d,\qquad
+        \theta \leftarrow \theta + v\quad(\text{nesterov: } \theta + \mu v - \eta r d)
+
+    with :math:`\kappa` the trust coefficient. Differences from the paper: the paper's
+    local rate is :math:`\kappa\|\theta\|/(\|g\| + \lambda\|\theta\|)`; optax divides by
+    :math:`\|g + \lambda\theta\| + \epsilon`. Defaults: optax's (weight_decay 0,
+    trust_coefficient 1e-3 = the paper's eta, eps 0, momentum 0.9, no nesterov);
+    learning_rate 1.0 (optax requires one; the paper's global rates are O(1-10)).
+    """
+
+    def __init__(self, params, learning_rate=1.0, weight_decay=0.0, trust_coefficient=1e-3,
+                 epsilon=0.0, momentum=0.9, nesterov=False):
+        super().__init__(params, learning_rate=learning_rate, weight_decay=weight_decay,
+                         trust_coefficient=trust_coefficient, epsilon=epsilon,
+                         momentum=momentum, nesterov=nesterov)
+        self.trace = _zeros(params)
+
+    def update(self, i, theta, g):
+        if self.weight_decay != 0:
+            g = g + self.c(self.weight_decay) * theta
+        pn, gn = _norm(theta), _norm(g)
+        if pn == 0 or gn == 0:
+            ratio = self.c(1.0)
+        else:
+            ratio = self.c(self.trust_coefficient) * pn / (gn + self.c(self.epsilon))
+        u = self.c(-self.learning_rate) * (g * ratio)
+        mu = self.c(self.momentum)
+        self.trace[i] = u + mu * self.trace[i]
+        step = u + mu * self.trace[i] if self.nesterov else self.trace[i]
+        return theta + step
+
+
+class Yogi(Rule):
+    r"""Yogi, as ``optax.yogi`` (with ``optax.scale_by_yogi``'s options) computes it.
+
+    Zaheer, Reddi, Sachan, Kale & Kumar, "Adaptive Methods for Nonconvex Optimization",
+    NeurIPS 2018, https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization
+    (Algorithm 2).
+
+    .. math::
+        m &\leftarrow \beta_1 m + (1-\beta_1) g\\
+        v &\leftarrow v - (1-\beta_2)\,\mathrm{sign}(v - g^2)\, g^2\\
+        \theta &\leftarrow \theta - \eta\,\frac{m/(1-\beta_1^t)}
+              {\sqrt{v/(1-\beta_2^t) + \epsilon_{root}} + \epsilon}
+
+    Differences from the paper: optax bias-corrects both moments (the paper does not)
+    and starts both m and v at ``initial_accumulator_value`` (paper: m_0 = 0, v_0
+    small). Defaults: lr 1e-2, betas 0.9/0.999, eps 1e-3 (paper and optax agree),
+    initial_accumulator_value 1e-6, eps_root 0 (optax).
+    """
+
+    def __init__(self, params, learning_rate=1e-2, beta1=0.9, beta2=0.999, epsilon=1e-3,
+                 initial_accumulator_value=1e-6, eps_root=0.0):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, initial_accumulator_value=initial_accumulator_value,
+                         eps_root=eps_root)
+        self.m = [np.full_like(np.asarray(p), initial_accumulator_value) for p in params]
+        self.v = [np.full_like(np.asarray(p), initial_accumulator_value) for p in params]
+
+    def update(self, i, theta, g):
+        b1, b2, t = self.beta1, self.beta2, self.t
+        self.m[i] = self.c(1 - b1) * g + self.c(b1) * self.m[i]
+        g2 = g * g
+        self.v[i] = self.v[i] - self.c(1 - b2) * np.sign(self.v[i] - g2) * g2
+        m_hat = self.m[i] / self.c(1 - b1**t)
+        v_hat = self.v[i] / self.c(1 - b2**t)
+        u = m_hat / (np.sqrt(v_hat + self.c(self.eps_root)) + self.c(self.epsilon))
+        return theta + self.c(-self.learning_rate) * u
+
+
+class Adan(Rule):
+    r"""Adan, as its paper and its authors' code compute it (with optax's decoupled decay).
+
+    Xie et al., "Adan: Adaptive Nesterov Momentum Algorithm for Faster Optimizing Deep
+    Models", 2022, https://arxiv.org/abs/2208.06677 (Algorithm 1), with the betas written
+    as optax and the authors' code write them (:math:`1-\beta` of the paper's).
+
+    .. math::
+        \Delta &= g_t - g_{t-1}\ (0 \text{ at } t=1)\\
+        m &\leftarrow \beta_1 m + (1-\beta_1) g,\quad
+        v \leftarrow \beta_2 v + (1-\beta_2)\Delta,\quad
+        n \leftarrow \beta_3 n + (1-\beta_3)\big(g + \beta_2\Delta\big)^2\\
+        u &= \frac{\hat m + \beta_2\hat v}{\sqrt{\hat n + \epsilon_{root}} + \epsilon}
+              \quad(\hat\cdot = \cdot/(1-\beta^t))\\
+        \theta &\leftarrow \theta - \eta(u + \lambda\theta)
+
+    optax 0.2.8 (``optax.adan``) puts :math:`1-\beta_2` where the paper and the authors'
+    code put :math:`\beta_2` (the two :math:`\beta_2\Delta` terms above; optax pull
+    request 1715 corrects it): the two agree only for :math:`\beta_2 = 1/2`, where the
+    peer test compares them. The bias corrections are the authors' code's and optax's;
+    the weight decay is decoupled, :math:`-\eta\lambda\theta`, as in optax and the
+    authors' ``no_prox=True``, instead of the paper's proximal
+    :math:`\theta/(1+\eta\lambda)`. Defaults: optax's and the authors' (betas
+    0.98/0.92/0.99, eps 1e-8, eps_root 1e-8, weight_decay 0); learning_rate 1e-3.
+    """
+
+    def __init__(self, params, learning_rate=1e-3, beta1=0.98, beta2=0.92, beta3=0.99,
+                 epsilon=1e-8, eps_root=1e-8, weight_decay=0.0):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         beta3=beta3, epsilon=epsilon, eps_root=eps_root,
+                         weight_decay=weight_decay)
+        self.m = _zeros(params)
+        self.v = _zeros(params)
+        self.n = _zeros(params)
+        self.g_prev = _zeros(params)
+
+    def update(self, i, theta, g):
+        b1, b2, b3, t = self.beta1, self.beta2, self.beta3, self.t
+        diff = np.zeros_like(g) if t == 1 else g - self.g_prev[i]
+        self.g_prev[i] = g
+        self.m[i] = self.c(1 - b1) * g + self.c(b1) * self.m[i]
+        self.v[i] = self.c(1 - b2) * diff + self.c(b2) * self.v[i]
+        sq = g + self.c(b2) * diff
+        self.n[i] = self.c(1 - b3) * sq * sq + self.c(b3) * self.n[i]
+        m_hat = self.m[i] / self.c(1 - b1**t)
+        v_hat = self.v[i] / self.c(1 - b2**t)
+        n_hat = self.n[i] / self.c(1 - b3**t)
+        u = (m_hat + self.c(b2) * v_hat) / (
+            np.sqrt(n_hat + self.c(self.eps_root)) + self.c(self.epsilon))
+        if self.weight_decay != 0:
+            u = u + self.c(self.weight_decay) * theta
+        return theta + self.c(-self.learning_rate) * u
+
+
+class AdaBelief(Rule):
+    r"""AdaBelief, as ``optax.adabelief`` computes it.
+
+    Zhuang et al., "AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed
+    Gradients", NeurIPS 2020, https://arxiv.org/abs/2010.07468 (Algorithm 2).
+
+    .. math::
+        m &\leftarrow \beta_1 m + (1-\beta_1) g\\
+        s &\leftarrow \beta_2 s + (1-\beta_2)(g - m)^2 + \epsilon_{root}\\
+        \theta &\leftarrow \theta - \eta\,\frac{\hat m}{\sqrt{s/(1-\beta_2^t)} + \epsilon},
+        \qquad \hat m = \frac{m}{1-\beta_1^t}\ \text{or (nesterov)}\
+        \frac{\beta_1 m}{1-\beta_1^{t+1}} + \frac{(1-\beta_1) g}{1-\beta_1^t}
+
+    Same as the paper (its :math:`\epsilon` inside :math:`s` is optax's ``eps_root``).
+    Defaults: betas 0.9/0.999, eps 1e-16, eps_root 1e-16 (optax and the authors' code);
+    learning_rate 1e-3 (optax requires one).
+    """
+
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-16,
+                 eps_root=1e-16, nesterov=False):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, eps_root=eps_root, nesterov=nesterov)
+        self.m = _zeros(params)
+        self.s = _zeros(params)
+
+    def update(self, i, theta, g):
+        b1, b2, t = self.beta1, self.beta2, self.t
+        self.m[i] = self.c(1 - b1) * g + self.c(b1) * self.m[i]
+        e = g - self.m[i]
+        self.s[i] = self.c(1 - b2) * e * e + self.c(b2) * self.s[i] + self.c(self.eps_root)
+        if self.nesterov:
+            m_hat = (self.c(b1) * (self.m[i] / self.c(1 - b1 ** (t + 1)))
+                     + self.c(1 - b1) * (g / self.c(1 - b1**t)))
+        else:
+            m_hat = self.m[i] / self.c(1 - b1**t)
+        s_hat = self.s[i] / self.c(1 - b2**t)
+        u = m_hat / (np.sqrt(s_hat) + self.c(self.epsilon))
+        return theta + self.c(-self.learning_rate) * u
+
+
+class NovoGrad(Rule):
+    r"""NovoGrad, as ``optax.novograd`` computes it.
+
+    Ginsburg et al., "Stochastic Gradient Methods with Layer-wise Adaptive Moments for
+    Training of Deep Networks", 2019, https://arxiv.org/abs/1905.11286 (Algorithm 1).
+
+    .. math::
+        v_1 &= \|g_1\|^2,\qquad v_t = \beta_2 v_{t-1} + (1-\beta_2)\|g_t\|^2
+              \quad(\text{one scalar per parameter array})\\
+        d_t &= \frac{g_t}{\sqrt{v_t + \epsilon_{root}} + \epsilon} + \lambda\theta,\qquad
+        m_1 = d_1,\quad m_t = \beta_1 m_{t-1} + d_t\\
+        \theta &\leftarrow \theta - \eta\, m_t
+
+    Same as the paper. Defaults: optax's (betas 0.9/0.25, eps 1e-6, eps_root 0,
+    weight_decay 0); learning_rate 1e-3 (optax requires one).
+    """
+
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.25, epsilon=1e-6,
+                 eps_root=0.0, weight_decay=0.0):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, eps_root=eps_root, weight_decay=weight_decay)
+        self.m = _zeros(params)
+        self.v = [self.c(0.0) for _ in params]
+
+    def update(self, i, theta, g):
+        b1, b2 = self.beta1, self.beta2
+        sq_norm = np.sum(g * g)
+        if self.t == 1:
+            self.v[i] = sq_norm
+        else:
+            self.v[i] = self.c(1 - b2) * sq_norm + self.c(b2) * self.v[i]
+        d = (g / (np.sqrt(self.v[i] + self.c(self.eps_root)) + self.c(self.epsilon))
+             + self.c(self.weight_decay) * theta)
+        self.m[i] = d if self.t == 1 else self.c(b1) * self.m[i] + d
+        return theta + self.c(-self.learning_rate) * self.m[i]
+
+
+class ADOPT(Rule):
+    r"""ADOPT, as ``optax.contrib.adopt`` computes it.
+
+    Taniguchi et al., "ADOPT: Modified Adam Can Converge with Any :math:`\beta_2` with the
+    Optimal Rate", NeurIPS 2024, https://arxiv.org/abs/2411.02853 (Algorithm 2, clipped).
+
+    With :math:`k = t-1` (the number of earlier steps):
+
+    .. math::
+        k = 0:&\quad v \leftarrow g^2,\quad \text{no parameter change}\\
+        k \ge 1:&\quad \tilde g = \mathrm{clip}\Big(\frac{g}{\max(\sqrt{v_{old}},\epsilon)},
+              \pm c(k)\Big),\quad m \leftarrow \beta_1 m + (1-\beta_1)\tilde g,\quad
+              v \leftarrow \beta_2 v + (1-\beta_2) g^2\\
+        &\quad \theta \leftarrow \theta - \eta\,m\quad(\text{nesterov: }
+              \theta - \eta(\beta_1 m + (1-\beta_1)\tilde g))
+
+    where :math:`c(k)` is ``clip_value_fn(k)``, :math:`k^{1/4}` when None (no clipping
+    with ``use_clipping=False``). Defaults: optax's and the paper's (betas 0.9/0.9999,
+    eps 1e-6, clipping on, no nesterov); learning_rate 1e-3 (the authors' code).
+    """
+
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.9999, epsilon=1e-6,
+                 nesterov=False, use_clipping=True, clip_value_fn=None):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, nesterov=nesterov, use_clipping=use_clipping,
+                         clip_value_fn=clip_value_fn)
+        self.m = _zeros(params)
+        self.v = _zeros(params)
+        self.clipped = 0  # elements clipped over the run
+
+    def update(self, i, theta, g):
+        k = self.t - 1
+        if k == 0:
+            self.v[i] = g * g
+            return theta + self.c(-self.learning_rate) * self.m[i]  # m is 0: no change
+        b1, b2 = self.beta1, self.beta2
+        normed = g / np.maximum(np.sqrt(self.v[i]), self.c(self.epsilon))
+        if self.use_clipping:
+            clip = self.clip_value_fn or (lambda count: count**0.25)
+            cv = self.c(clip(k))
+            self.clipped += int(np.sum(np.abs(normed) > cv))
+            normed = np.clip(normed, -cv, cv)
+        self.v[i] = self.c(1 - b2) * g * g + self.c(b2) * self.v[i]
+        self.m[i] = self.c(1 - b1) * normed + self.c(b1) * self.m[i]
+        u = self.c(1 - b1) * normed + self.c(b1) * self.m[i] if self.nesterov else self.m[i]
+        return theta + self.c(-self.learning_rate) * u
+
+
+class AdEMAMix(Rule):
+    r"""AdEMAMix, as ``optax.contrib.ademamix`` computes it.
+
+    Pagliardini, Ablin & Grangier, "The AdEMAMix Optimizer: Better, Faster, Older",
+    2024, https://arxiv.org/abs/2409.03137 (Algorithm 1).
+
+    .. math::
+        m_1 &\leftarrow \beta_1 m_1 + (1-\beta_1) g,\quad
+        m_2 \leftarrow \beta_3 m_2 + (1-\beta_3) g,\quad
+        \nu \leftarrow \beta_2 \nu + (1-\beta_2) g^2\\
+        \theta &\leftarrow \theta - \eta\Big(\frac{m_1/(1-\beta_1^t) + \alpha\, m_2}
+              {\sqrt{\nu/(1-\beta_2^t) + \epsilon_{root}} + \epsilon} + \lambda\theta\Big)
+
+    The slow EMA :math:`m_2` is not bias-corrected (as in the paper). ``beta3`` and
+    ``alpha`` may be callables of the step count :math:`t-1` (the paper's warm-up
+    schedulers). Defaults: optax.contrib.ademamix's (betas 0.9/0.999/0.9999, alpha 5.0,
+    eps 1e-8, eps_root 0, weight_decay 0); learning_rate 1e-3 (optax requires one).
+    """
+
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, beta3=0.9999,
+                 alpha=5.0, epsilon=1e-8, eps_root=0.0, weight_decay=0.0):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         beta3=beta3, alpha=alpha, epsilon=epsilon, eps_root=eps_root,
+                         weight_decay=weight_decay)
+        self.m1 = _zeros(params)
+        self.m2 = _zeros(params)
+        self.nu = _zeros(params)
+
+    def update(self, i, theta, g):
+        b1, b2, t = self.beta1, self.beta2, self.t
+        b3 = self.beta3(t - 1) if callable(self.beta3) else self.beta3
+        alpha = self.alpha(t - 1) if callable(self.alpha) else self.alpha
+        self.m1[i] = self.c(1 - b1) * g + self.c(b1) * self.m1[i]
+        self.m2[i] = self.c(1 - b3) * g + self.c(b3) * self.m2[i]
+        self.nu[i] = self.c(1 - b2) * g * g + self.c(b2) * self.nu[i]
+        m1_hat = self.m1[i] / self.c(1 - b1**t)
+        nu_hat = self.nu[i] / self.c(1 - b2**t)
+        u = (m1_hat + self.c(alpha) * self.m2[i]) / (
+            np.sqrt(nu_hat + self.c(self.eps_root)) + self.c(self.epsilon))
+        if self.weight_decay != 0:
+            u = u + self.c(self.weight_decay) * theta
+        return theta + self.c(-self.learning_rate) * u
+
+
+class _ScheduleFree(Rule):
+    r"""What schedule-free SGD and AdamW share (``optax.contrib.schedule_free``'s form).
+
+    Defazio et al., "The Road Less Scheduled", NeurIPS 2024,
+    https://arxiv.org/abs/2405.15682. The parameters the rule sees (where gradients are
+    taken) are :math:`y`; ``z`` is state, starting at the initial parameters; :math:`x`
+    is recomputed from y and z each step, as optax does.
+    """
+
+    def _init_schedule_free(self, params):
+        self.z = [np.array(p, dtype=self.dtype, copy=True) for p in params]
+        self.weight_sum = 0.0
+        self.max_lr = 0.0
+        self.y = [np.array(p, dtype=self.dtype, copy=True) for p in params]
+
+    def schedule(self, count):
+        """``optax.warmup_constant_schedule(0, lr, warmup_steps)``, or the constant lr."""
+        lr = self.learning_rate
+        if self.warmup_steps is None or self.warmup_steps <= 0:
+            return lr
+        w = self.warmup_steps
+        frac = 1 - min(max(count, 0), w) / w
+        return (0 - lr) * frac + lr
+
+    def base_update(self, i, y, g, lr):  # pragma: no cover - subclasses override
+        raise NotImplementedError
+
+    def step(self, params, grads):
+        self.t += 1
+        b1 = self.c(self.beta1)
+        lr_weight = self.schedule(self.t)       # optax: learning_rate(step_count), from 1
+        lr_base = self.schedule(self.t - 1)     # the inner optimizer's own count, from 0
+        self.max_lr = max(self.max_lr, lr_weight)
+        weight = self.max_lr**self.weight_lr_power
+        total = self.weight_sum + weight
+        ck = 0.0 if total == 0 else weight / total
+        self.weight_sum = total
+        ck = self.c(ck)
+        new = []
+        for i, (y, g) in enumerate(zip(params, grads)):
+            y = np.asarray(y, dtype=self.dtype)
+            g = np.asarray(g, dtype=self.dtype)
+            z_old = self.z[i]
+            z = z_old + self.base_update(i, y, g, lr_base)
+            prev_x = (y - (1 - b1) * z_old) / b1
+            x = (1 - ck) * prev_x + ck * z
+            y_new = b1 * x + (1 - b1) * z
+            self.z[i] = z
+            new.append(y + (y_new - y))
+        self.y = [p.copy() for p in new]
+        return new
+
+    def eval_params(self, params=None):
+        r""":math:`x = (y - (1-\beta_1) z)/\beta_1`, optax's ``schedule_free_eval_params``."""
+        ys = self.y if params is None else params
+        b1 = self.c(self.beta1)
+        return [(np.asarray(y, dtype=self.dtype) - (1 - b1) * z) / b1
+                for y, z in zip(ys, self.z)]
+
+
+class ScheduleFreeSGD(_ScheduleFree):
+    r"""Schedule-free SGD, as ``optax.contrib.schedule_free_sgd`` computes it.
+
+    Defazio et al., "The Road Less Scheduled", NeurIPS 2024,
+    https://arxiv.org/abs/2405.15682. The parameters are :math:`y`, where the gradients
+    are taken.
+
+    .. math::
+        \gamma^w_t &= \mathrm{lr}(t),\ \ \gamma_t = \mathrm{lr}(t-1)
+              \quad(\mathrm{lr}(k) = \eta\min(k, W)/W \text{ with warm-up, else } \eta)\\
+        c_t &= \frac{(\max_{i\le t}\gamma^w_i)^{p}}{\sum_{i\le t}(\max_{j\le i}\gamma^w_j)^{p}}\\
+        z &\leftarrow z - \gamma_t (g + \lambda y)\\
+        x &\leftarrow (1-c_t)\,x + c_t z,\qquad
+        y \leftarrow \beta_1 x + (1-\beta_1) z
+
+    with :math:`x` recomputed as :math:`(y - (1-\beta_1) z_{old})/\beta_1` and
+    :math:`x_1 = y_1 = z_1` the initial parameters. :meth:`eval_params` gives x.
+    Differences from the paper: the paper weights by :math:`\gamma_t^2`; optax (like the
+    authors' code) by the running maximum of the schedule to the power
+    ``weight_lr_power``; with warm-up optax evaluates the weight's schedule one step
+    ahead of the z step's (the first z step is zero). Defaults: optax's (lr 1.0, no
+    warm-up, b1 0.9, weight_decay 0, weight_lr_power 2).
+    """
+
+    def __init__(self, params, learning_rate=1.0, warmup_steps=None, beta1=0.9,
+                 weight_decay=0.0, weight_lr_power=2.0):
+        super().__init__(params, learning_rate=learning_rate, warmup_steps=warmup_steps,
+                         beta1=beta1, weight_decay=weight_decay,
+                         weight_lr_power=weight_lr_power)
+        self._init_schedule_free(params)
+
+    def base_update(self, i, y, g, lr):
+        if self.weight_decay:
+            g = g + self.c(self.weight_decay) * y
+        return self.c(-lr) * g
+
+
+class ScheduleFreeAdamW(_ScheduleFree):
+    r"""Schedule-free AdamW, as ``optax.contrib.schedule_free_adamw`` computes it.
+
+    Defazio et al., "The Road Less Scheduled", NeurIPS 2024,
+    https://arxiv.org/abs/2405.15682 (Algorithm 1). As :class:`ScheduleFreeSGD`, with the
+    z step
+
+    .. math::
+        v &\leftarrow \beta_2 v + (1-\beta_2) g^2\\
+        z &\leftarrow z - \gamma_t\Big(\frac{g}{\sqrt{v/(1-\beta_2^t)} + \epsilon}
+              + \lambda y\Big)
+
+    Differences from the paper: the paper folds the bias correction into the step size
+    (:math:`\gamma_t\sqrt{1-\beta_2^t}`, eps outside) and weights the average by that
+    corrected :math:`\gamma_t^2`; optax bias-corrects v and weights by the uncorrected
+    maximum. Weight decay at y, as in the paper. Defaults: optax's (lr 0.0025, no
+    warm-up, betas 0.9/0.999, eps 1e-8, weight_decay 0, weight_lr_power 2).
+    """
+
+    def __init__(self, params, learning_rate=0.0025, warmup_steps=None, beta1=0.9,
+                 beta2=0.999, epsilon=1e-8, weight_decay=0.0, weight_lr_power=2.0):
+        super().__init__(params, learning_rate=learning_rate, warmup_steps=warmup_steps,
+                         beta1=beta1, beta2=beta2, epsilon=epsilon,
+                         weight_decay=weight_decay, weight_lr_power=weight_lr_power)
+        self._init_schedule_free(params)
+        self.v = _zeros(params)
+
+    def base_update(self, i, y, g, lr):
+        b2 = self.beta2
+        self.v[i] = self.c(1 - b2) * g * g + self.c(b2) * self.v[i]
+        v_hat = self.v[i] / self.c(1 - b2**self.t)
+        u = (1 / (np.sqrt(v_hat) + self.c(self.epsilon))) * g
+        if self.weight_decay != 0:
+            u = u + self.c(self.weight_decay) * y
+        return self.c(-lr) * u
+
+
+class Prodigy(Rule):
+    r"""Prodigy (its Adam form), as ``optax.contrib.prodigy`` computes it.
+
+    Mishchenko & Defazio, "Prodigy: An Expeditiously Adaptive Parameter-Free Learner",
+    ICML 2024, https://arxiv.org/abs/2306.06101 (the Adam form of the authors' code).
+
+    With :math:`d` the current estimate (``estim_lr``, starting at estim_lr0 =
+    :math:`d_0`), :math:`\gamma` the learning rate and :math:`x_0` the initial
+    parameters:
+
+    .. math::
+        \hat\gamma &= d\,\gamma\,\sqrt{1-\beta_2^t}/(1-\beta_1^t)\\
+        m &\leftarrow \beta_1 m + (1-\beta_1) d g,\quad
+        v \leftarrow \beta_2 v + (1-\beta_2) d^2 g^2\\
+        s &\leftarrow \beta_3 s + \hat\gamma\, d g / d_0\quad
+              (\text{safeguard\_warmup: } d^2 g / d_0)\\
+        r &\leftarrow \beta_3 r + (d/d_0)\,\hat\gamma\,\langle g, x_0 - x\rangle\\
+        d' &= \max(d, \kappa\, r / \|s\|_1)\quad(\kappa = \text{estim\_lr\_coef})\\
+        x &\leftarrow x - \hat\gamma\lambda x - \hat\gamma\, m / (\sqrt v + d'\epsilon)
+
+    Inner products and the l1 norm run over all parameters together. The update uses
+    the old :math:`d` in :math:`\hat\gamma` and the new :math:`d'` in the epsilon term
+    (as the authors' code). Defaults: optax's (lr 1.0, betas 0.9/0.999, beta3 None =
+    sqrt(beta2), eps 1e-8, estim_lr0 1e-6, estim_lr_coef 1, weight_decay 0, no
+    safeguard), which are the authors' code's.
+    """
+
+    def __init__(self, params, learning_rate=1.0, beta1=0.9, beta2=0.999, beta3=None,
+                 epsilon=1e-8, estim_lr0=1e-6, estim_lr_coef=1.0, weight_decay=0.0,
+                 safeguard_warmup=False):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         beta3=beta3, epsilon=epsilon, estim_lr0=estim_lr0,
+                         estim_lr_coef=estim_lr_coef, weight_decay=weight_decay,
+                         safeguard_warmup=safeguard_warmup)
+        self.exp_avg = _zeros(params)
+        self.exp_avg_sq = _zeros(params)
+        self.grad_sum = _zeros(params)
+        self.params0 = [np.array(p, dtype=self.dtype, copy=True) for p in params]
+        self.estim_lr = self.c(estim_lr0)
+        self.numerator_weighted = self.c(0.0)
+
+    def step(self, params, grads):
+        self.t += 1
+        t = self.t
+        b1, b2 = self.beta1, self.beta2
+        b3 = self.c(b2**0.5 if self.beta3 is None else self.beta3)
+        params = [np.asarray(p, dtype=self.dtype) for p in params]
+        grads = [np.asarray(g, dtype=self.dtype) for g in grads]
+        d, d0 = self.estim_lr, self.c(self.estim_lr0)
+        bc = ((1 - b2**t) ** 0.5) / (1 - b1**t)
+        dlr = self.c(d * self.learning_rate * bc)
+        dg = [d * g for g in grads]
+        numerator_acum = sum(np.sum(g * (p0 - p)) for g, p0, p in zip(grads, self.params0, params))
+        self.exp_avg = [self.c(b1) * ea + self.c(1 - b1) * x for ea, x in zip(self.exp_avg, dg)]
+        self.exp_avg_sq = [self.c(b2) * s + self.c(1 - b2) * x * x
+                           for s, x in zip(self.exp_avg_sq, dg)]
+        scale = d if self.safeguard_warmup else dlr
+        self.grad_sum = [b3 * s + scale * x / d0 for s, x in zip(self.grad_sum, dg)]
+        self.numerator_weighted = b3 * self.numerator_weighted + (d / d0) * dlr * numerator_acum
+        denominator = sum(np.sum(np.abs(s)) for s in self.grad_sum)
+        lr_estimate = self.c(self.estim_lr_coef) * self.numerator_weighted / denominator
+        self.estim_lr = max(d, lr_estimate)
+        wd, eps = self.c(self.weight_decay), self.c(self.epsilon)
+        return [p + (-wd * dlr * p - dlr * ea / (np.sqrt(es) + self.estim_lr * eps))
+                for p, ea, es in zip(params, self.exp_avg, self.exp_avg_sq)]
+
+
+# --------------------------------------------------------------------------------------
+# Rules that need the loss: a test gives them ``gradient(params)`` and
+# ``hessian_vector_product(params, vectors)`` of its problem, as attributes.
+# --------------------------------------------------------------------------------------
+
+
+class SAM(Rule):
+    r"""Sharpness-aware minimisation with (momentum) SGD, one step per pair of gradients.
+
+    Foret, Kleiner, Mobahi & Neyshabur, "Sharpness-Aware Minimization for Efficiently
+    Improving Generalization", ICLR 2021, https://arxiv.org/abs/2010.01412 (Algorithm 1,
+    p = 2):
+
+    .. math::
+        \epsilon &= \rho\, g / \|g\|_2 \quad(\text{norm over all parameters; } 0
+              \text{ when } g = 0)\\
+        \tilde g &= \nabla L(\theta + \epsilon)\\
+        v &\leftarrow \mu v - \eta \tilde g,\qquad \theta \leftarrow \theta + v
+
+    (plain SGD with :math:`\mu = 0`). ``rule``, when given, is a rule of this module's
+    (a class and its keyword arguments) that steps from :math:`\tilde g` instead of SGD.
+    One step of this class is two calls of ``optax.contrib.sam`` in its plain mode with
+    ``sync_period=2``. Defaults: rho 0.05 (the paper), learning_rate 1e-2, momentum 0.
+    """
+
+    gradient = None  # set by the test: params -> the gradients there
+
+    def __init__(self, params, learning_rate=1e-2, rho=0.05, momentum=0.0, rule=None):
+        super().__init__(params, learning_rate=learning_rate, rho=rho, momentum=momentum,
+                         rule=rule)
+        self.velocity = _zeros(params)
+        if rule is not None:
+            cls, kwargs = rule
+            self.inner = cls(params, **kwargs)
+
+    def step(self, params, grads):
+        self.t += 1
+        params = [np.asarray(p, dtype=self.dtype) for p in params]
+        grads = [np.asarray(g, dtype=self.dtype) for g in grads]
+        norm = np.sqrt(sum(np.sum(g * g) for g in grads))
+        rho = self.c(self.rho)
+        perturbed = [p + (rho * (g / norm) if norm > 0 else np.zeros_like(g))
+                     for p, g in zip(params, grads)]
+        at_perturbed = [np.asarray(g, dtype=self.dtype) for g in self.gradient(perturbed)]
+        if self.rule is not None:
+            return self.inner.step(params, at_perturbed)
+        lr, mu = self.c(self.learning_rate), self.c(self.momentum)
+        out = []
+        for i, (p, g) in enumerate(zip(params, at_perturbed)):
+            if self.momentum:
+                self.velocity[i] = mu * self.velocity[i] - lr * g
+                out.append(p + self.velocity[i])
+            else:
+                out.append(p - lr * g)
+        return out
+
+
+def _hutchinson_probes(rng, params, kind, dtype):
+    """One flat draw for all parameters, split and shaped (the order symopt draws in)."""
+    n = sum(np.asarray(p).size for p in params)
+    flat = (rng.normal(0.0, 1.0, size=n) if kind == "normal"
+            else 2.0 * rng.integers(0, 2, size=n) - 1.0).astype(dtype)
+    out, start = [], 0
+    for p in params:
+        p = np.asarray(p)
+        out.append(flat[start:start + p.size].reshape(p.shape))
+        start += p.size
+    return out
+
+
+class Sophia(Rule):
+    r"""Sophia-H: a clipped, Hutchinson-preconditioned momentum (Algorithm 3 of the paper).
+
+    Liu, Li, Hall, Liang & Ma, "Sophia: A Scalable Stochastic Second-order Optimizer for
+    Language Model Pre-training", ICLR 2024, https://arxiv.org/abs/2305.14342.
+
+    .. math::
+        m &\leftarrow \beta_1 m + (1-\beta_1) g\\
+        \text{every } k \text{ steps } (t \bmod k = 1):&\quad
+              \hat h = u \odot (H u),\ u \sim N(0, I)\ \text{(or random signs)},\quad
+              h \leftarrow \beta_2 h + (1-\beta_2)\hat h\\
+        \theta &\leftarrow \theta - \eta\big(\mathrm{clip}(m / \max(\gamma h, \epsilon), 1)
+              + \lambda\theta\big)
+
+    with clip(z, 1) = max(min(z, 1), -1). The probe :math:`u` is drawn at every step
+    from ``numpy.random.default_rng(seed)``, one flat vector for all parameters, the
+    way symopt draws it; only the refresh steps use it. Defaults: the authors' code's
+    (lr 1e-4, beta1 0.965, beta2 0.99) and the paper's (eps 1e-12, gamma 0.01, every 10);
+    weight decay 1e-4 (optax's).
+    """
+
+    hessian_vector_product = None  # set by the test: (params, vectors) -> H v
+
+    def __init__(self, params, learning_rate=1e-4, beta1=0.965, beta2=0.99, epsilon=1e-12,
+                 gamma=0.01, weight_decay=1e-4, every=10, probe="normal", seed=None):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, gamma=gamma, weight_decay=weight_decay,
+                         every=every, probe=probe, seed=seed)
+        self.m = _zeros(params)
+        self.h = _zeros(params)
+        self.rng = np.random.default_rng(seed)
+        self.clipped = 0  # elements at the clip, over the run
+
+    def step(self, params, grads):
+        self.t += 1
+        params = [np.asarray(p, dtype=self.dtype) for p in params]
+        grads = [np.asarray(g, dtype=self.dtype) for g in grads]
+        probes = _hutchinson_probes(self.rng, params, self.probe, self.dtype)
+        refresh = (self.t - 1) % self.every == 0
+        if refresh:
+            hv = self.hessian_vector_product(params, probes)
+        b1, b2 = self.c(self.beta1), self.c(self.beta2)
+        lr, wd = self.c(self.learning_rate), self.c(self.weight_decay)
+        out = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            self.m[i] = b1 * self.m[i] + (1 - b1) * g
+            if refresh:
+                self.h[i] = b2 * self.h[i] + (1 - b2) * (probes[i] * np.asarray(hv[i]))
+            ratio = self.m[i] / np.maximum(self.c(self.gamma) * self.h[i],
+                                           self.c(self.epsilon))
+            self.clipped += int(np.sum(np.abs(ratio) > 1))
+            out.append(p - lr * (np.clip(ratio, -1, 1) + wd * p))
+        return out
+
+
+class AdaHessian(Rule):
+    r"""AdaHessian: Adam with the Hutchinson estimate of the Hessian's diagonal for the
+    gradient's square.
+
+    Yao, Gholami, Shen, Mustafa, Keutzer & Mahoney, "ADAHESSIAN: An Adaptive Second
+    Order Optimizer for Machine Learning", AAAI 2021, https://arxiv.org/abs/2006.00719
+    (Algorithm 1).
+
+    .. math::
+        D &= z \odot (H z),\ z \text{ random signs (Rademacher)},\ \text{for a 4-D
+              kernel } D \leftarrow \mathrm{mean}_{\text{last two axes}} |D|\\
+        m &\leftarrow \beta_1 m + (1-\beta_1) g,\qquad
+        v \leftarrow \beta_2 v + (1-\beta_2) D^2\\
+        \theta &\leftarrow \theta - \eta\Big(\frac{m/(1-\beta_1^t)}
+              {(\sqrt{v}/\sqrt{1-\beta_2^t})^k + \epsilon} + \lambda\theta\Big)
+
+    with :math:`k` the Hessian power; the probe as in :class:`Sophia`. Defaults: the
+    paper's and the authors' code's (lr 0.15, betas 0.9/0.999, eps 1e-4, weight_decay 0,
+    hessian_power 1, Rademacher probes).
+    """
+
+    hessian_vector_product = None  # set by the test
+
+    def __init__(self, params, learning_rate=0.15, beta1=0.9, beta2=0.999, epsilon=1e-4,
+                 weight_decay=0.0, hessian_power=1.0, probe="rademacher", seed=None):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, weight_decay=weight_decay,
+                         hessian_power=hessian_power, probe=probe, seed=seed)
+        self.m = _zeros(params)
+        self.v = _zeros(params)
+        self.rng = np.random.default_rng(seed)
+
+    def step(self, params, grads):
+        self.t += 1
+        t = self.t
+        params = [np.asarray(p, dtype=self.dtype) for p in params]
+        grads = [np.asarray(g, dtype=self.dtype) for g in grads]
+        probes = _hutchinson_probes(self.rng, params, self.probe, self.dtype)
+        hv = self.hessian_vector_product(params, probes)
+        b1, b2 = self.c(self.beta1), self.c(self.beta2)
+        k = self.c(self.hessian_power)
+        bc1, bc2 = self.c(1 - self.beta1**t), self.c(1 - self.beta2**t)
+        out = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            d = probes[i] * np.asarray(hv[i])
+            if d.ndim == 4:
+                d = np.mean(np.abs(d), axis=(2, 3), keepdims=True) * np.ones_like(d)
+            self.m[i] = b1 * self.m[i] + (1 - b1) * g
+            self.v[i] = b2 * self.v[i] + (1 - b2) * d * d
+            denom = (np.sqrt(self.v[i]) / np.sqrt(bc2)) ** k + self.c(self.epsilon)
+            u = (self.m[i] / bc1) / denom + self.c(self.weight_decay) * p
+            out.append(p - self.c(self.learning_rate) * u)
+        return out
+
 
 class BlogSGD(SGD):
     """The MLP script's ``sgd``: ``param - learning_rate * grad``."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from symopt.lab import reference
 
-__all__ = ["ROWS", "Row", "missing_rows", "peer", "state_names"]
+__all__ = ["ROWS", "Row", "missing_rows", "peer", "roles_of", "state_names"]
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,24 @@ class Row:
         1e-3 and Rosenbrock's to 1e-2, in float64 and float32.
     roles : tuple of str
         The per-parameter state, in order (``W.m``, ``W.v``, ...).
+    matrix_roles : tuple of str or None
+        The per-parameter state of a matrix, where it differs from ``roles`` (Adafactor
+        factors a matrix's second moment; Muon updates only matrices with its own step).
+    unshaped : tuple of str
+        The roles whose state is not shaped like its parameter (factored statistics,
+        one scalar per tensor); the others have exactly their parameter's type.
+    scalars : tuple of str
+        State kept for the rule as a whole, ``<rule>.<role>``, after the per-parameter
+        state and before the counter (Prodigy's estimate, a random generator).
     counter : bool
         Whether the rule keeps a step counter ``<rule>.t``.
     resume : dict or None
         Hyperparameters of a save/load resume check, for the rules with the most state.
     peers : dict
         ``{"torch" | "optax" | "pymc": factory}``, see the module docstring.
+    peer_ndim : dict
+        ``{peer: ndim}`` for a peer that takes parameters of that many dimensions only
+        (``torch.optim.Muon``: matrices).
     unpaired : dict
         ``{peer: reason}`` for the peers that have a rule of this name but other equations.
     similar : dict
@@ -67,15 +79,24 @@ class Row:
     quadratic: tuple
     rosenbrock: tuple
     roles: tuple = ()
+    matrix_roles: tuple | None = None
+    unshaped: tuple = ()
+    scalars: tuple = ()
     counter: bool = False
     resume: dict | None = None
     peers: dict = field(default_factory=dict)
+    peer_ndim: dict = field(default_factory=dict)
     unpaired: dict = field(default_factory=dict)
     similar: dict = field(default_factory=dict)
 
 
 def _adam_kwargs(h):
     return {"b1": h["beta1"], "b2": h["beta2"], "eps": h["epsilon"]}
+
+
+def _half_root(count):
+    """A clipping schedule of ADOPT's other than the default ``count ** 0.25``."""
+    return 0.5 * count**0.5
 
 
 def _torch_adam(h, **extra):
@@ -295,6 +316,311 @@ ROWS = {
                                                     b2=h["beta2"],
                                                     weight_decay=h["weight_decay"])},
     ),
+    "radam": Row(
+        reference.RAdam,
+        cases=({"learning_rate": 0.1},
+               {"learning_rate": 0.05, "beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6,
+                "weight_decay": 0.1},
+               {"learning_rate": 0.05, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+        fused={"learning_rate": 0.1, "weight_decay": 0.1},
+        quadratic=({"learning_rate": 0.1, "epsilon": 0.1}, 1000),
+        rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 20000),
+        roles=("m", "v"),
+        counter=True,
+        peers={"torch": lambda torch, h: (torch.optim.RAdam, _torch_adam(
+            h, weight_decay=h["weight_decay"],
+            decoupled_weight_decay=h["decoupled_weight_decay"]))},
+        unpaired={"optax": "optax.radam rectifies from rho_t >= 5 and adds epsilon after "
+                           "the bias correction"},
+        similar={"optax": lambda optax, h: optax.radam(h["learning_rate"], **_adam_kwargs(h))},
+    ),
+    "adafactor": Row(
+        reference.Adafactor,
+        cases=({"learning_rate": 0.05},
+               {"learning_rate": 0.05, "beta2_decay": -0.5, "epsilon1": 1e-20,
+                "epsilon2": 1e-2, "d": 1.05, "weight_decay": 0.1},
+               # epsilons large enough that the clamps of RMS(theta), V and mean(R) act
+               {"learning_rate": 0.05, "epsilon1": 0.3, "epsilon2": 2.0}),
+        fused={"learning_rate": 0.05},
+        # a large epsilon1 turns the last phase into gradient descent, which settles
+        quadratic=({"learning_rate": 0.03, "epsilon1": 0.3}, 1000),
+        rosenbrock=({"learning_rate": 5e-3, "epsilon1": 3.0, "epsilon2": 1.0}, 18000),
+        roles=("variance",),
+        matrix_roles=("row_variance", "col_variance"),
+        unshaped=("row_variance", "col_variance"),
+        counter=True,
+        resume={"learning_rate": 0.05},
+        peers={"torch": lambda torch, h: (torch.optim.Adafactor, {
+            "lr": h["learning_rate"], "beta2_decay": h["beta2_decay"],
+            "eps": (h["epsilon1"], h["epsilon2"]), "d": h["d"],
+            "weight_decay": h["weight_decay"]})},
+        unpaired={"optax": "optax.adafactor follows the paper's other options (momentum, "
+                           "epsilon added to the squares, factoring thresholds)"},
+    ),
+    "asgd": Row(
+        reference.ASGD,
+        cases=({"learning_rate": 0.05},
+               {"learning_rate": 0.05, "lambd": 0.01, "alpha": 0.6, "t0": 5,
+                "weight_decay": 0.05}),
+        fused={"learning_rate": 0.05, "lambd": 0.01, "t0": 5},
+        quadratic=({"learning_rate": 0.3, "lambd": 0.0}, 200),
+        rosenbrock=({"learning_rate": 1.5e-3, "lambd": 0.0}, 20000),
+        roles=("average",),
+        counter=True,
+        peers={"torch": lambda torch, h: (torch.optim.ASGD, {
+            "lr": h["learning_rate"], "lambd": h["lambd"], "alpha": h["alpha"],
+            "t0": h["t0"], "weight_decay": h["weight_decay"]})},
+    ),
+    "muon": Row(
+        reference.Muon,
+        cases=({"learning_rate": 0.02},
+               {"learning_rate": 0.02, "weight_decay": 0.05, "momentum": 0.9,
+                "nesterov": False, "ns_coefficients": (3.0, -3.2, 1.2), "epsilon": 1e-6,
+                "ns_steps": 3, "adjust_lr_fn": "match_rms_adamw", "adam_learning_rate": 0.05,
+                "adam_beta1": 0.8, "adam_beta2": 0.95, "adam_epsilon": 1e-6,
+                "adam_weight_decay": 0.02},
+               {"learning_rate": 0.02, "adjust_lr_fn": "original"}),
+        fused={"learning_rate": 0.02},
+        # a large epsilon makes the Newton-Schulz map linear near the minimum
+        quadratic=({"learning_rate": 3e-3, "epsilon": 3.0, "weight_decay": 0.0,
+                    "adam_learning_rate": 0.1, "adam_epsilon": 0.1}, 5000),
+        rosenbrock=({"learning_rate": 3e-3, "adam_epsilon": 0.1}, 16000),
+        roles=("m", "v"),
+        matrix_roles=("m",),
+        counter=True,
+        resume={"learning_rate": 0.02, "adam_learning_rate": 0.05},
+        peers={"torch": lambda torch, h: (torch.optim.Muon, {
+            "lr": h["learning_rate"], "weight_decay": h["weight_decay"],
+            "momentum": h["momentum"], "nesterov": h["nesterov"],
+            "ns_coefficients": tuple(h["ns_coefficients"]), "eps": h["epsilon"],
+            "ns_steps": h["ns_steps"], "adjust_lr_fn": h["adjust_lr_fn"]})},
+        peer_ndim={"torch": 2},
+        unpaired={"optax": "optax.contrib.muon bias-corrects the momentum, divides by "
+                           "norm + eps and scales by the other side's ratio"},
+        similar={"optax": lambda optax, h: optax.contrib.muon(
+            h["learning_rate"], beta=h["momentum"], weight_decay=h["weight_decay"])},
+    ),
+    "lamb": Row(
+        reference.LAMB,
+        cases=({"learning_rate": 0.05},
+               {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.95, "epsilon": 1e-4,
+                "eps_root": 1e-8, "weight_decay": 0.05}),
+        fused={"learning_rate": 0.05},
+        # the trust ratio fixes each step's norm at lr * |theta|: LAMB hovers about that
+        # far from the minimum, so a small learning rate and many steps
+        quadratic=({"learning_rate": 1.5e-4, "beta1": 0.5, "epsilon": 0.1}, 25000),
+        rosenbrock=({"learning_rate": 1e-3, "beta1": 0.5, "epsilon": 0.1}, 30000),
+        roles=("m", "v"),
+        counter=True,
+        peers={"optax": lambda optax, h: optax.lamb(
+            h["learning_rate"], **_adam_kwargs(h), eps_root=h["eps_root"],
+            weight_decay=h["weight_decay"])},
+    ),
+    "lars": Row(
+        reference.LARS,
+        cases=({"learning_rate": 1.0},
+               {"learning_rate": 5.0, "weight_decay": 0.01, "trust_coefficient": 0.02,
+                "epsilon": 1e-3, "momentum": 0.8, "nesterov": True}),
+        fused={"learning_rate": 1.0},
+        # an epsilon above the final gradients' norm turns the last phase into momentum GD
+        quadratic=({"learning_rate": 1.0, "epsilon": 0.01}, 1000),
+        rosenbrock=({"learning_rate": 0.3, "epsilon": 0.01}, 15000),
+        roles=("velocity",),
+        peers={"optax": lambda optax, h: optax.lars(
+            h["learning_rate"], weight_decay=h["weight_decay"],
+            trust_coefficient=h["trust_coefficient"], eps=h["epsilon"],
+            momentum=h["momentum"], nesterov=h["nesterov"])},
+    ),
+    "yogi": Row(
+        reference.Yogi,
+        cases=({"learning_rate": 0.1},
+               {"learning_rate": 0.05, "beta1": 0.8, "beta2": 0.95, "epsilon": 1e-4,
+                "initial_accumulator_value": 1e-3, "eps_root": 1e-10}),
+        fused={"learning_rate": 0.05, "eps_root": 1e-10},
+        quadratic=({"learning_rate": 0.1, "epsilon": 0.1}, 500),
+        rosenbrock=({"learning_rate": 0.03, "epsilon": 0.1}, 8000),
+        roles=("m", "v"),
+        counter=True,
+        peers={"optax": lambda optax, h: optax.chain(
+            optax.scale_by_yogi(b1=h["beta1"], b2=h["beta2"], eps=h["epsilon"],
+                                eps_root=h["eps_root"],
+                                initial_accumulator_value=h["initial_accumulator_value"]),
+            optax.scale_by_learning_rate(h["learning_rate"]))},
+    ),
+    "adan": Row(
+        reference.Adan,
+        cases=({"learning_rate": 0.05},
+               {"learning_rate": 0.01, "beta1": 0.9, "beta2": 0.85, "beta3": 0.95,
+                "epsilon": 1e-6, "eps_root": 1e-10, "weight_decay": 0.05}),
+        fused={"learning_rate": 0.01, "weight_decay": 0.05},
+        quadratic=({"learning_rate": 0.1, "epsilon": 0.1}, 1500),
+        rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 20000),
+        roles=("m", "v", "n", "prev_grad"),
+        counter=True,
+        resume={"learning_rate": 0.05},
+        unpaired={"optax": "optax.adan 0.2.8 weights the gradient difference by 1 - beta2 "
+                           "where the paper has beta2 (optax pull request 1715); equal for "
+                           "beta2 = 0.5, which tests/core/test_modern_peers.py checks"},
+        similar={"optax": lambda optax, h: optax.adan(
+            h["learning_rate"], b1=h["beta1"], b2=h["beta2"], b3=h["beta3"],
+            eps=h["epsilon"], eps_root=h["eps_root"], weight_decay=h["weight_decay"])},
+    ),
+    "adabelief": Row(
+        reference.AdaBelief,
+        cases=({"learning_rate": 0.05},
+               {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.95, "epsilon": 1e-10,
+                "eps_root": 1e-12, "nesterov": True}),
+        fused={"learning_rate": 0.05, "nesterov": True},
+        quadratic=({"learning_rate": 0.1, "epsilon": 0.1}, 500),
+        rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 20000),
+        roles=("m", "s"),
+        counter=True,
+        peers={"optax": lambda optax, h: optax.adabelief(
+            h["learning_rate"], **_adam_kwargs(h), eps_root=h["eps_root"],
+            nesterov=h["nesterov"])},
+    ),
+    "novograd": Row(
+        reference.NovoGrad,
+        cases=({"learning_rate": 0.05},
+               {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.6, "epsilon": 1e-4,
+                "eps_root": 1e-8, "weight_decay": 0.05}),
+        fused={"learning_rate": 0.05},
+        quadratic=({"learning_rate": 0.03, "epsilon": 0.1}, 400),
+        rosenbrock=({"learning_rate": 1e-3}, 2000),
+        roles=("m", "v"),
+        unshaped=("v",),
+        counter=True,
+        peers={"optax": lambda optax, h: optax.novograd(
+            h["learning_rate"], **_adam_kwargs(h), eps_root=h["eps_root"],
+            weight_decay=h["weight_decay"])},
+    ),
+    "adopt": Row(
+        reference.ADOPT,
+        cases=({"learning_rate": 0.05},
+               {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.99, "epsilon": 1e-4,
+                "nesterov": True, "clip_value_fn": _half_root},
+               {"learning_rate": 0.05, "use_clipping": False},
+               {"learning_rate": 0.05, "epsilon": 0.5}),
+        fused={"learning_rate": 0.05, "nesterov": True},
+        quadratic=({"learning_rate": 0.03, "beta2": 0.99, "epsilon": 0.1}, 1000),
+        rosenbrock=({"learning_rate": 3e-3, "beta2": 0.99, "epsilon": 0.1}, 5000),
+        roles=("m", "v"),
+        counter=True,
+        peers={"optax": lambda optax, h: optax.contrib.adopt(
+            h["learning_rate"], **_adam_kwargs(h), nesterov=h["nesterov"],
+            use_clipping=h["use_clipping"],
+            **({} if h["clip_value_fn"] is None else {"clip_value_fn": h["clip_value_fn"]}))},
+    ),
+    "ademamix": Row(
+        reference.AdEMAMix,
+        cases=({"learning_rate": 0.05},
+               {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.95, "beta3": 0.99,
+                "alpha": 3.0, "epsilon": 1e-6, "eps_root": 1e-10, "weight_decay": 0.05}),
+        fused={"learning_rate": 0.01, "beta3": 0.99, "eps_root": 1e-10, "weight_decay": 0.05},
+        quadratic=({"learning_rate": 0.1, "beta3": 0.99, "epsilon": 0.1}, 1000),
+        rosenbrock=({"learning_rate": 3e-3, "beta3": 0.99, "epsilon": 0.1}, 20000),
+        roles=("m1", "m2", "nu"),
+        counter=True,
+        peers={"optax": lambda optax, h: optax.contrib.ademamix(
+            h["learning_rate"], b1=h["beta1"], b2=h["beta2"], b3=h["beta3"],
+            alpha=h["alpha"], eps=h["epsilon"], eps_root=h["eps_root"],
+            weight_decay=h["weight_decay"])},
+    ),
+    "schedule_free_sgd": Row(
+        reference.ScheduleFreeSGD,
+        cases=({"learning_rate": 0.1},
+               {"learning_rate": 0.1, "warmup_steps": 5, "beta1": 0.8, "weight_decay": 0.01,
+                "weight_lr_power": 1.0}),
+        fused={"learning_rate": 0.1, "warmup_steps": 5, "weight_decay": 0.01},
+        # the average of the iterates weighs the early ones by the warm-up's small rates
+        quadratic=({"learning_rate": 0.5}, 800),
+        rosenbrock=({"learning_rate": 1.5e-3, "warmup_steps": 10000, "weight_lr_power": 8.0},
+                    30000),
+        roles=("z",),
+        scalars=("max_lr", "weight_sum"),
+        counter=True,
+        peers={"optax": lambda optax, h: optax.contrib.schedule_free_sgd(
+            h["learning_rate"], warmup_steps=h["warmup_steps"], b1=h["beta1"],
+            weight_decay=h["weight_decay"], weight_lr_power=h["weight_lr_power"])},
+    ),
+    "schedule_free_adamw": Row(
+        reference.ScheduleFreeAdamW,
+        cases=({"learning_rate": 0.05},
+               {"learning_rate": 0.02, "warmup_steps": 5, "beta1": 0.8, "beta2": 0.95,
+                "epsilon": 1e-6, "weight_decay": 0.05, "weight_lr_power": 1.5}),
+        fused={"learning_rate": 0.02, "warmup_steps": 5, "weight_decay": 0.05},
+        quadratic=({"learning_rate": 0.1, "epsilon": 0.1}, 2500),
+        rosenbrock=({"learning_rate": 0.01, "warmup_steps": 5000, "epsilon": 0.1}, 30000),
+        roles=("v", "z"),
+        scalars=("max_lr", "weight_sum"),
+        counter=True,
+        resume={"learning_rate": 0.02, "warmup_steps": 5},
+        peers={"optax": lambda optax, h: optax.contrib.schedule_free_adamw(
+            h["learning_rate"], warmup_steps=h["warmup_steps"], b1=h["beta1"],
+            b2=h["beta2"], eps=h["epsilon"], weight_decay=h["weight_decay"],
+            weight_lr_power=h["weight_lr_power"])},
+    ),
+    "prodigy": Row(
+        reference.Prodigy,
+        cases=({"estim_lr0": 1e-3},
+               {"learning_rate": 0.5, "beta1": 0.8, "beta2": 0.95, "beta3": 0.9,
+                "epsilon": 1e-6, "estim_lr0": 3e-3, "estim_lr_coef": 0.5,
+                "weight_decay": 0.01, "safeguard_warmup": True}),
+        fused={"estim_lr0": 1e-3},
+        quadratic=({"epsilon": 0.1}, 500),
+        rosenbrock=({"learning_rate": 0.1, "epsilon": 0.1, "safeguard_warmup": True}, 20000),
+        roles=("m", "v", "grad_sum", "initial"),
+        scalars=("estim_lr", "numerator"),
+        counter=True,
+        resume={"estim_lr0": 1e-3},
+        peers={"optax": lambda optax, h: optax.contrib.prodigy(
+            h["learning_rate"], betas=(h["beta1"], h["beta2"]), beta3=h["beta3"],
+            eps=h["epsilon"], estim_lr0=h["estim_lr0"], estim_lr_coef=h["estim_lr_coef"],
+            weight_decay=h["weight_decay"], safeguard_warmup=h["safeguard_warmup"])},
+    ),
+    "sophia": Row(
+        reference.Sophia,
+        cases=({"learning_rate": 0.05, "seed": 1},
+               {"learning_rate": 0.1, "beta1": 0.9, "beta2": 0.95, "epsilon": 1e-3,
+                "gamma": 0.5, "weight_decay": 0.05, "every": 3, "probe": "rademacher",
+                "seed": 2}),
+        fused={"learning_rate": 0.05, "seed": 1},
+        # gamma 1: the Hessian's own scale (the default suits mini-batch noise)
+        quadratic=({"learning_rate": 0.5, "gamma": 1.0, "weight_decay": 0.0, "seed": 0}, 1000),
+        rosenbrock=({"learning_rate": 0.5, "gamma": 1.0, "weight_decay": 0.0,
+                     "probe": "rademacher", "seed": 0}, 10000),
+        roles=("m", "h"),
+        scalars=("rng",),
+        counter=True,
+        resume={"learning_rate": 0.1, "gamma": 0.5, "every": 3, "seed": 3},
+        unpaired={"optax": "optax.contrib.sophia divides by the previous Hessian estimate, "
+                           "bias-corrects the momentum and draws JAX's random signs"},
+    ),
+    "adahessian": Row(
+        reference.AdaHessian,
+        cases=({"learning_rate": 0.1, "seed": 1},
+               {"learning_rate": 0.05, "beta1": 0.8, "beta2": 0.95, "epsilon": 1e-3,
+                "weight_decay": 0.05, "hessian_power": 0.5, "probe": "normal", "seed": 2}),
+        fused={"learning_rate": 0.1, "seed": 1},
+        quadratic=({"learning_rate": 0.3, "seed": 0}, 400),
+        rosenbrock=({"learning_rate": 1.0, "seed": 0}, 14000),
+        roles=("m", "v"),
+        scalars=("rng",),
+        counter=True,
+    ),
+    "sam": Row(
+        reference.SAM,
+        cases=({"learning_rate": 0.1},
+               {"learning_rate": 0.05, "rho": 0.2, "momentum": 0.9}),
+        fused={"learning_rate": 0.1},
+        # the perturbation has norm rho at any distance from the minimum: SAM hovers
+        # about lr * rho * curvature away, so a small rho
+        quadratic=({"learning_rate": 0.3, "rho": 1e-4}, 200),
+        rosenbrock=({"learning_rate": 1e-3, "rho": 1e-4, "momentum": 0.9}, 3000),
+        resume={"learning_rate": 0.05, "momentum": 0.9},
+        unpaired={"optax": "one step of sam is two calls of optax.contrib.sam (ascent, then "
+                           "descent); tests/core/test_modern_peers.py pairs them"},
+    ),
 }
 
 
@@ -305,11 +631,19 @@ def missing_rows():
     return sorted(set(symopt.RULES) ^ set(ROWS))
 
 
-def state_names(rule, params=("W", "b")):
-    """The names :func:`symopt.get_state` gives the state of ``rule`` for ``params``."""
+def roles_of(rule, ndim):
+    """The per-parameter state roles of ``rule`` for a parameter of ``ndim`` dimensions."""
     row = ROWS[rule]
-    return [f"{p}.{role}" for p in params for role in row.roles] + (
-        [f"{rule}.t"] if row.counter else [])
+    return row.matrix_roles if ndim == 2 and row.matrix_roles is not None else row.roles
+
+
+def state_names(rule, params=(("W", 2), ("b", 1))):
+    """The names :func:`symopt.get_state` gives the state of ``rule`` for ``params``,
+    ``(name, ndim)`` pairs (by default the test quadratic's matrix and vector)."""
+    row = ROWS[rule]
+    return ([f"{p}.{role}" for p, ndim in params for role in roles_of(rule, ndim)]
+            + [f"{rule}.{role}" for role in row.scalars]
+            + ([f"{rule}.t"] if row.counter else []))
 
 
 def peer(library, rule, module, hyperparameters, similar=False):

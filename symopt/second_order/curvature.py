@@ -19,7 +19,6 @@ from __future__ import annotations
 import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad
-from pytensor.graph.basic import Variable
 from pytensor.graph.replace import clone_replace
 
 try:  # PyTensor 3
@@ -27,7 +26,7 @@ try:  # PyTensor 3
 except ImportError:  # PyTensor 2.x
     from pytensor.graph.basic import ancestors
 
-from symopt._checks import describe
+from symopt._checks import describe, require_loss
 
 __all__ = [
     "gauss_newton_vector_product",
@@ -35,42 +34,6 @@ __all__ = [
     "jacobian_vector_product",
     "require_loss",
 ]
-
-
-def require_loss(loss_or_grads, who):
-    """Return ``loss_or_grads`` if it is a scalar floating-point loss, or raise.
-
-    Rules and solvers that differentiate the gradient again, or evaluate it somewhere
-    else than at the current parameters, cannot work from gradients alone.
-
-    Raises
-    ------
-    TypeError
-        If a list of gradients (or anything but a variable) is given.
-    ValueError
-        If the loss is not a floating-point scalar.
-    """
-    if isinstance(loss_or_grads, (list, tuple)):
-        raise TypeError(
-            f"{who} needs the loss itself, not a list of gradients: it differentiates the "
-            "gradients a second time (curvature), which a list of gradient values does not "
-            "allow; pass the scalar loss"
-        )
-    if loss_or_grads is None:
-        raise ValueError(f"{who}: the loss is required")
-    if not isinstance(loss_or_grads, Variable):
-        raise TypeError(
-            f"{who}: the loss must be a scalar PyTensor variable, got "
-            f"{type(loss_or_grads).__name__}"
-        )
-    if getattr(loss_or_grads, "ndim", None) != 0:
-        raise ValueError(
-            f"{who}: the loss must be a scalar, got a variable with ndim={loss_or_grads.ndim}; "
-            "reduce it first, e.g. with .mean() or .sum()"
-        )
-    if not loss_or_grads.dtype.startswith("float"):
-        raise TypeError(f"{who}: the loss must be floating point, got dtype {loss_or_grads.dtype}")
-    return loss_or_grads
 
 
 def depends_on(expressions, wrt):

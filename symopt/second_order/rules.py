@@ -11,7 +11,6 @@ receive the gradients straight from the loss.
 
 from __future__ import annotations
 
-import functools
 import numbers
 
 import numpy as np
@@ -20,19 +19,15 @@ import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
 from pytensor.ifelse import ifelse
 
-from symopt._checks import as_scalar, check_hyper, like_param
-from symopt.blocks import negate, scale_by_learning_rate
-from symopt.second_order.curvature import _hvp_from_grads, depends_on, require_loss
+from symopt._checks import as_scalar, check_hyper, check_positive_int, like_param, nonzero
+from symopt.blocks import add_decayed_weights, identity, negate, scale_by_learning_rate
+from symopt.rules import _registered
+from symopt.second_order.curvature import _hvp_from_grads, depends_on
 from symopt.state import param_state, step_counter, tag_state
-from symopt.transform import ConfiguredRule, Transform, chain, update_rule
+from symopt.transform import Transform, chain, update_rule
 
-__all__ = ["esgd", "scale_by_equilibration", "scale_by_vsgd", "vsgd"]
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+__all__ = ["adahessian", "esgd", "scale_by_adahessian", "scale_by_equilibration", "scale_by_sophia",
+           "scale_by_vsgd", "sophia", "vsgd"]
 
 
 def _check_seed(seed):
@@ -123,7 +118,7 @@ def scale_by_equilibration(damping=1e-4, every=20, seed=None, probe="normal"):
     generator ``esgd.rng``.
     """
     check_hyper(damping, "damping", low=0)
-    every = _check_positive_int(every, "every")
+    every = check_positive_int(every, "every")
     seed = _check_seed(seed)
     if probe not in ("normal", "rademacher"):
         raise ValueError(f"probe must be 'normal' or 'rademacher', got {probe!r}")
@@ -250,30 +245,9 @@ def scale_by_vsgd(slow_start=2.0, outlier_level=2.0, epsilon=1e-9):
     return Transform(transform, elementwise=False, name="scale_by_vsgd")
 
 
-class LossRule(ConfiguredRule):
-    """A configured rule that needs the loss itself; given gradients, it raises."""
-
-    def __call__(self, loss_or_grads, params, fuse=None):
-        require_loss(loss_or_grads, self.name)
-        return super().__call__(loss_or_grads, params, fuse=fuse)
-
-
 def _needs_loss(build):
     """:func:`symopt.update_rule` for a rule that must be given the loss, not gradients."""
-    rule = update_rule(build)
-
-    @functools.wraps(rule)
-    def checked(loss_or_grads=None, params=None, *args, **kwargs):
-        if loss_or_grads is not None:
-            require_loss(loss_or_grads, build.__name__)
-        result = rule(loss_or_grads, params, *args, **kwargs)
-        if isinstance(result, ConfiguredRule):
-            return LossRule(result.name, result, result.hyperparameters, fuse=result.fuse)
-        return result
-
-    checked.__signature__ = rule.__signature__
-    checked.build = build
-    return checked
+    return update_rule(build, needs_loss=True)
 
 
 @_needs_loss
@@ -401,3 +375,281 @@ def vsgd(slow_start=2.0, outlier_level=2.0, epsilon=1e-9):
     (101.0, True)
     """
     return chain(scale_by_vsgd(slow_start, outlier_level, epsilon), negate())
+
+
+def _hutchinson(steps, params, rule, who, probe, seed):
+    """Hutchinson's estimate of the Hessian's diagonal, :math:`u \\odot (H u)`, from the
+    symbolic gradients ``steps``; and the state pair of its random generator."""
+    _check_differentiable(steps, params, who)
+    rng = tag_state(pytensor.shared(np.random.default_rng(seed), name=f"{rule}.rng"),
+                    rule, "rng")
+    next_rng, vectors = _probes(rng, params, probe)
+    hv = _hvp_from_grads(steps, params, vectors)
+    return [u * h for u, h in zip(vectors, hv)], (rng, next_rng)
+
+
+def _check_probe(probe):
+    if probe not in ("normal", "rademacher"):
+        raise ValueError(f"probe must be 'normal' or 'rademacher', got {probe!r}")
+
+
+def scale_by_sophia(beta1=0.965, beta2=0.99, epsilon=1e-12, gamma=0.01, every=10,
+                    probe="normal", seed=None):
+    r"""Sophia-H's step (Liu et al., 2024): a momentum divided by a Hutchinson estimate of
+    the Hessian's diagonal, clipped element by element.
+
+    .. math::
+
+        m &\leftarrow \beta_1 m + (1-\beta_1)\, g \\
+        h &\leftarrow \beta_2 h + (1-\beta_2)\, u \odot (H u) \quad\text{at steps }
+            1, k+1, 2k+1, \dots \\
+        s &\leftarrow \mathrm{clip}\big(m / \max(\gamma h, \epsilon), -1, 1\big)
+
+    with :math:`u \sim N(0, I)` (or random signs) and :math:`Hu` a Hessian-vector
+    product differentiated from the incoming steps, which must be the gradients of a
+    loss. State: ``<param>.m``, ``<param>.h``, the generator ``sophia.rng`` and
+    ``sophia.t``.
+    """
+    check_hyper(beta1, "beta1", low=0, high=1, high_open=True)
+    check_hyper(beta2, "beta2", low=0, high=1, high_open=True)
+    check_hyper(epsilon, "epsilon", low=0, low_open=True)
+    check_hyper(gamma, "gamma", low=0, low_open=True)
+    every = check_positive_int(every, "every")
+    seed = _check_seed(seed)
+    _check_probe(probe)
+
+    def transform(steps, params):
+        t = step_counter("sophia")
+        estimates, rng_pair = _hutchinson(steps, params, "sophia", "sophia (scale_by_sophia)",
+                                          probe, seed)
+        refresh = pt.eq(t % every, 0)
+        new_steps, state = [], []
+        for g, p, estimate in zip(steps, params, estimates, strict=True):
+            dtype = p.dtype
+            b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+            m = param_state(p, "m", "sophia")
+            h = param_state(p, "h", "sophia")
+            m_new = b1 * m + (1 - b1) * g
+            h_new = pt.switch(refresh, b2 * h + (1 - b2) * estimate, h)
+            ratio = m_new / pt.maximum(as_scalar(gamma, dtype) * h_new,
+                                       as_scalar(epsilon, dtype))
+            one = as_scalar(1, dtype)
+            new_steps.append(pt.clip(ratio, -one, one))
+            state += [(m, m_new), (h, like_param(h_new, p))]
+        return new_steps, state + [rng_pair, (t, t + 1)]
+
+    return Transform(transform, elementwise=False, name="scale_by_sophia")
+
+
+@_registered("adaptive", needs_loss=True)
+def sophia(learning_rate=1e-4, beta1=0.965, beta2=0.99, epsilon=1e-12, gamma=0.01,
+           weight_decay=1e-4, every=10, probe="normal", seed=None):
+    r"""Sophia-H (Liu et al., 2024): momentum divided by a running Hutchinson estimate of
+    the Hessian's diagonal, clipped so that no element moves more than the learning rate.
+
+    .. math::
+
+        m &\leftarrow \beta_1 m + (1-\beta_1)\, g \\
+        h &\leftarrow \beta_2 h + (1-\beta_2)\, u \odot (H u) \quad
+            (\text{every } k \text{ steps, from the first; } u \sim N(0, I)) \\
+        \theta &\leftarrow \theta - \eta\big(\mathrm{clip}(m / \max(\gamma h, \epsilon),
+            -1, 1) + \lambda\theta\big)
+
+    This is Algorithm 3 of the paper with its Hutchinson estimator (Sophia-H): the
+    preconditioned step :math:`m/(\gamma h)` is Newton's where the curvature is positive
+    and large enough; the clipping falls back to a sign step (of size :math:`\eta`)
+    where it is negative, tiny, or not estimated yet. :math:`Hu` is a Hessian-vector
+    product built from the loss's graph (backpropagation through the gradient), so the
+    rule needs the loss. ``optax.contrib.sophia`` differs: it divides by the previous
+    :math:`h` (so its first step is a sign step), bias-corrects :math:`m` and draws
+    random signs.
+
+    **Cost.** The product :math:`Hu` is computed at every step (the Numba backend
+    evaluates both branches of a lazy ``ifelse`` anyway; see :func:`esgd`) and used at
+    every :math:`k`-th: a step costs about two to three gradient evaluations.
+    ``benchmarks/probe_cost.py`` measures it (benchmarks/README.md).
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable
+        The loss. Gradients are refused: the Hessian-vector product needs the loss.
+    params : list of SharedVariable
+    learning_rate : float or scalar variable, default 1e-4
+        :math:`\eta`, the largest move of an element per step (the authors' code).
+    beta1 : float or scalar variable, default 0.965
+        The authors' code's and optax's (the paper's experiments use 0.96).
+    beta2 : float or scalar variable, default 0.99
+    epsilon : float or scalar variable, default 1e-12
+    gamma : float or scalar variable, default 0.01
+        :math:`\gamma`, the Hessian's scale (the paper's for Sophia-H).
+    weight_decay : float or scalar variable, default 1e-4
+        :math:`\lambda`, decoupled (optax's default).
+    every : int, default 10
+        :math:`k`, how often :math:`h` is refreshed.
+    probe : {"normal", "rademacher"}, default "normal"
+        :math:`u \sim N(0, I)` as in the paper, or random signs (optax's; lower
+        variance).
+    seed : int, optional
+        Seed of the generator of :math:`u`; None takes a fresh one from the OS.
+    fuse : bool or "auto", default False
+        ``"auto"`` and False update each parameter on its own; True raises, the rule not
+        being elementwise.
+
+    Returns
+    -------
+    list of (SharedVariable, Variable), or ConfiguredRule
+
+    Notes
+    -----
+    State: ``<param>.m``, ``<param>.h``, ``sophia.rng`` (a shared NumPy ``Generator``,
+    saved and loaded with the rest) and ``sophia.t``.
+
+    References
+    ----------
+    H. Liu, Z. Li, D. Hall, P. Liang and T. Ma (2024), "Sophia: A Scalable Stochastic
+    Second-order Optimizer for Language Model Pre-training", ICLR 2024.
+    https://arxiv.org/abs/2305.14342
+
+    M. F. Hutchinson (1990), "A stochastic estimator of the trace of the influence matrix
+    for Laplacian smoothing splines", Communications in Statistics - Simulation and
+    Computation 19(2). https://doi.org/10.1080/03610919008812866
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> loss = (np.array([1.0, 10.0]) * w ** 2).sum()
+    >>> updates = symopt.sophia(loss, [w], 0.5, gamma=1.0, every=1, weight_decay=0.0,
+    ...                         probe="rademacher", seed=0)
+    >>> step = pytensor.function([], loss, updates=updates)
+    >>> losses = [float(step()) for _ in range(30)]
+    >>> losses[0], losses[-1] < 1e-6
+    DOCTEST
+    """
+    decay = add_decayed_weights(weight_decay) if nonzero(weight_decay) else identity()
+    return chain(scale_by_sophia(beta1, beta2, epsilon, gamma, every, probe, seed), decay,
+                 scale_by_learning_rate(learning_rate))
+
+
+def scale_by_adahessian(beta1=0.9, beta2=0.999, epsilon=1e-4, hessian_power=1.0,
+                        probe="rademacher", seed=None):
+    r"""AdaHessian's direction (Yao et al., 2021): Adam with the square of a Hutchinson
+    estimate of the Hessian's diagonal in place of the gradient's square.
+
+    .. math::
+
+        D &= u \odot (H u) \quad(\text{a 4-D kernel: } \mathrm{mean}|D| \text{ over its
+            last two axes}), \qquad
+        m \leftarrow \beta_1 m + (1-\beta_1)\, g, \qquad
+        v \leftarrow \beta_2 v + (1-\beta_2)\, D^2 \\
+        s &\leftarrow \frac{m/(1-\beta_1^t)}{(\sqrt{v}/\sqrt{1-\beta_2^t})^k + \epsilon}
+
+    with :math:`k` = ``hessian_power``. The incoming steps must be the gradients of a
+    loss. State: ``<param>.m``, ``<param>.v``, the generator ``adahessian.rng`` and
+    ``adahessian.t``.
+    """
+    check_hyper(beta1, "beta1", low=0, high=1, high_open=True)
+    check_hyper(beta2, "beta2", low=0, high=1, high_open=True)
+    check_hyper(epsilon, "epsilon", low=0)
+    check_hyper(hessian_power, "hessian_power", low=0, high=1)
+    seed = _check_seed(seed)
+    _check_probe(probe)
+
+    def transform(steps, params):
+        t = step_counter("adahessian")
+        t_new = t + 1
+        estimates, rng_pair = _hutchinson(steps, params, "adahessian",
+                                          "adahessian (scale_by_adahessian)", probe, seed)
+        new_steps, state = [], []
+        for g, p, d in zip(steps, params, estimates, strict=True):
+            dtype = p.dtype
+            b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+            count = pt.cast(t_new, dtype)
+            if p.ndim == 4:  # a convolution kernel: one estimate per filter pair
+                d = pt.ones_like(d) * pt.mean(pt.abs(d), axis=(2, 3), keepdims=True)
+            m = param_state(p, "m", "adahessian")
+            v = param_state(p, "v", "adahessian")
+            m_new = b1 * m + (1 - b1) * g
+            v_new = b2 * v + (1 - b2) * pt.sqr(d)
+            denominator = ((pt.sqrt(v_new) / pt.sqrt(1 - b2**count))
+                           ** as_scalar(hessian_power, dtype) + as_scalar(epsilon, dtype))
+            new_steps.append((m_new / (1 - b1**count)) / denominator)
+            state += [(m, m_new), (v, like_param(v_new, p))]
+        return new_steps, state + [rng_pair, (t, t_new)]
+
+    return Transform(transform, elementwise=False, name="scale_by_adahessian")
+
+
+@_registered("adaptive", needs_loss=True)
+def adahessian(learning_rate=0.15, beta1=0.9, beta2=0.999, epsilon=1e-4, weight_decay=0.0,
+               hessian_power=1.0, probe="rademacher", seed=None):
+    r"""AdaHessian (Yao et al., 2021): Adam whose second moment averages the square of a
+    Hutchinson estimate of the Hessian's diagonal, instead of the gradient's square.
+
+    .. math::
+
+        D &= z \odot (H z), \qquad
+        m \leftarrow \beta_1 m + (1-\beta_1)\, g, \qquad
+        v \leftarrow \beta_2 v + (1-\beta_2)\, D^2 \\
+        \theta &\leftarrow \theta - \eta\Big(\frac{m/(1-\beta_1^t)}
+            {(\sqrt{v}/\sqrt{1-\beta_2^t})^k + \epsilon} + \lambda\theta\Big)
+
+    with :math:`z` random signs (Rademacher) and :math:`Hz` a Hessian-vector product
+    built from the loss's graph, so the rule needs the loss. With :math:`k = 1` (the
+    default) the step is a diagonal Newton step :math:`g/|D|` averaged over time: in the
+    units of the parameters. For a 4-D parameter (a convolution kernel) :math:`D` is the
+    mean of :math:`|D|` over its last two (spatial) axes, the paper's spatial averaging,
+    as in the authors' code. The weight decay is decoupled, as in the authors' code.
+
+    **Cost.** One Hessian-vector product per step, about two to three gradient
+    evaluations; ``benchmarks/probe_cost.py`` measures it (benchmarks/README.md).
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable
+        The loss. Gradients are refused: the Hessian-vector product needs the loss.
+    params : list of SharedVariable
+    learning_rate : float or scalar variable, default 0.15
+        :math:`\eta` (the paper's and the authors' code's).
+    beta1, beta2 : float or scalar variable, default 0.9, 0.999
+    epsilon : float or scalar variable, default 1e-4
+    weight_decay : float or scalar variable, default 0.0
+        :math:`\lambda`, decoupled.
+    hessian_power : float or scalar variable, default 1.0
+        :math:`k`, in ``[0, 1]``.
+    probe : {"rademacher", "normal"}, default "rademacher"
+    seed : int, optional
+        Seed of the generator of :math:`z`; None takes a fresh one from the OS.
+    fuse : bool or "auto", default False
+        ``"auto"`` and False update each parameter on its own; True raises, the rule not
+        being elementwise.
+
+    Returns
+    -------
+    list of (SharedVariable, Variable), or ConfiguredRule
+
+    Notes
+    -----
+    State: ``<param>.m``, ``<param>.v``, ``adahessian.rng`` (saved and loaded with the
+    rest) and ``adahessian.t``.
+
+    References
+    ----------
+    Z. Yao, A. Gholami, S. Shen, M. Mustafa, K. Keutzer and M. W. Mahoney (2021),
+    "ADAHESSIAN: An Adaptive Second Order Optimizer for Machine Learning", AAAI 2021.
+    https://arxiv.org/abs/2006.00719
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> loss = (np.array([1.0, 10.0]) * w ** 2).sum()
+    >>> updates = symopt.adahessian(loss, [w], 0.3, seed=0)
+    >>> step = pytensor.function([], loss, updates=updates)
+    >>> losses = [float(step()) for _ in range(50)]
+    >>> losses[0], losses[-1] < 1e-3
+    DOCTEST
+    """
+    decay = add_decayed_weights(weight_decay) if nonzero(weight_decay) else identity()
+    return chain(scale_by_adahessian(beta1, beta2, epsilon, hessian_power, probe, seed),
+                 decay, scale_by_learning_rate(learning_rate))

@@ -34,8 +34,8 @@ is the same with epsilon inside the root. AdaDelta keeps hovering on Rosenbrock 
 4e-3 from the minimum); the decoupled weight decay of AdamW moves its fixed point by
 about ``wd``, hence the small ``wd``.
 
-Each dtype compiles one function that steps every rule on both problems at once
-(separate calls of the rules, so separate state and counters); each problem's
+Each dtype compiles one function per group of rules that steps them on both problems at
+once (separate calls of the rules, so separate state and counters); each problem's
 parameters are read at its rule's own step count.
 """
 
@@ -59,39 +59,46 @@ def _distance(params, solution):
 
 
 _RUNS = {}
+#: rules per compiled function (Numba's memory grows with a function's graph)
+RULES_PER_FUNCTION = 8
+GROUPS = [list(ROWS)[i:i + RULES_PER_FUNCTION] for i in range(0, len(ROWS), RULES_PER_FUNCTION)]
 
 
-def _converged(dtype):
-    """Every rule's parameters on both problems at its step counts, from one function."""
-    if dtype not in _RUNS:
+def _converged(dtype, name):
+    """The parameters of ``name``'s group of rules on both problems at their step counts,
+    from one function (compiled and run the first time a rule of the group is asked for)."""
+    group = next(i for i, names in enumerate(GROUPS) if name in names)
+    if (dtype, group) not in _RUNS:
         quadratic, rosenbrock = Quadratic(dtype=dtype), Rosenbrock(dtype=dtype)
         updates, problems = [], {}
         with pytensor.config.change_flags(floatX=dtype):
-            for name, row in ROWS.items():
+            for rule_name in GROUPS[group]:
+                row = ROWS[rule_name]
                 quad_params, rosen_params = quadratic.shared(), rosenbrock.shared()
-                (quad_kwargs, quad_steps), (rosen_kwargs, rosen_steps) = row.quadratic, row.rosenbrock
-                rule = symopt.RULES[name]
+                (quad_kwargs, quad_steps) = row.quadratic
+                (rosen_kwargs, rosen_steps) = row.rosenbrock
+                rule = symopt.RULES[rule_name]
                 updates += rule(quadratic.loss(quad_params), quad_params, **quad_kwargs)
                 updates += rule(rosenbrock.loss(rosen_params), rosen_params, **rosen_kwargs)
-                problems[name] = {quad_steps: ("quadratic", quad_params),
-                                  rosen_steps: ("rosenbrock", rosen_params)}
+                problems[rule_name] = {quad_steps: ("quadratic", quad_params),
+                                       rosen_steps: ("rosenbrock", rosen_params)}
             step = step_function(updates)
-        reached = {name: {} for name in ROWS}
+        reached = {rule_name: {} for rule_name in GROUPS[group]}
         last = max(k for snapshots in problems.values() for k in snapshots)
         for k in range(1, last + 1):
             step()
-            for name, snapshots in problems.items():
+            for rule_name, snapshots in problems.items():
                 if k in snapshots:
                     which, params = snapshots[k]
-                    reached[name][which] = [p.get_value() for p in params]
-        _RUNS[dtype] = (quadratic, rosenbrock, reached)
-    return _RUNS[dtype]
+                    reached[rule_name][which] = [p.get_value() for p in params]
+        _RUNS[dtype, group] = (quadratic, rosenbrock, reached)
+    return _RUNS[dtype, group]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", sorted(symopt.RULES))
 def test_rule_converges(name, dtype):
-    quadratic, rosenbrock, reached = _converged(dtype)
+    quadratic, rosenbrock, reached = _converged(dtype, name)
     reached = reached[name]
     quad_steps, rosen_steps = ROWS[name].quadratic[1], ROWS[name].rosenbrock[1]
     for values in reached.values():

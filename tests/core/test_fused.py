@@ -29,8 +29,12 @@ SHAPES = [(3, 4), (4,), (2, 2, 2), (5,)]
 BROADCASTABLE = SHAPES + [(1, 3)]
 STEPS = 10
 
-# every rule, with the hyperparameters of its row that exercise the most branches
-RULE_CASES = {name: row.fused for name, row in ROWS.items()}
+# every elementwise rule, with the hyperparameters of its row that exercise the most
+# branches; the others (a norm, a factored moment, a Hessian-vector product) are refused
+ALL_CASES = {name: row.fused for name, row in ROWS.items()}
+RULE_CASES = {name: kwargs for name, kwargs in ALL_CASES.items()
+              if symopt.RULES[name](**kwargs).elementwise}
+ACROSS_ELEMENTS = sorted(set(ALL_CASES) - set(RULE_CASES))
 
 
 # PyTensor 2's default backend is C; the Numba comparisons (slow to compile there) run
@@ -39,23 +43,40 @@ numba_default = pytest.mark.skipif(int(pytensor.__version__.split(".")[0]) < 3,
                                    reason="Numba is the default backend from PyTensor 3")
 
 
+#: rules per compiled function: Numba's memory and time grow with a function's graph (the
+#: per-tensor path of 20 rules on 4 tensors each took about 10 GB in one function)
+RULES_PER_FUNCTION = 6
+
+
 def _run_all_rules(fuse, dtype, mode, shapes=SHAPES, steps=STEPS):
-    """Every rule on its own copy of SHAPES, one compiled function, gradients as inputs."""
+    """Every rule on its own copy of SHAPES, gradients as inputs, a few rules per compiled
+    function; the compiled functions are returned third, for their graphs."""
     rng = np.random.default_rng(0)
-    inputs, updates, params = [], [], {}
-    for name, kwargs in RULE_CASES.items():
+    groups, params = [], {}
+    for k, (name, kwargs) in enumerate(RULE_CASES.items()):
+        if k % RULES_PER_FUNCTION == 0:
+            groups.append(([], []))
+        inputs, updates = groups[-1]
         ps = [pytensor.shared(rng.normal(size=s).astype(dtype), name=f"{name}{i}")
               for i, s in enumerate(shapes)]
         gs = [pt.tensor(f"g_{name}{i}", dtype=dtype, shape=s) for i, s in enumerate(shapes)]
         updates += symopt.RULES[name](gs, ps, **kwargs, fuse=fuse)
         inputs += gs
         params[name] = ps
-    step = pytensor.function(inputs, [], updates=updates, mode=mode)
+    steps_fns = [pytensor.function(inputs, [], updates=updates, mode=mode)
+                 for inputs, updates in groups]
     rng = np.random.default_rng(1)
     for _ in range(steps):
-        step(*[rng.normal(size=x.type.shape).astype(dtype) for x in inputs])
-    state = {k: v.get_value() for k, v in symopt.get_state(updates).items()}
-    return {n: [p.get_value() for p in ps] for n, ps in params.items()}, state, step
+        for (inputs, _), step in zip(groups, steps_fns):
+            step(*[rng.normal(size=x.type.shape).astype(dtype) for x in inputs])
+    state = {k: v.get_value() for inputs, updates in groups
+             for k, v in symopt.get_state(updates).items()}
+    return {n: [p.get_value() for p in ps] for n, ps in params.items()}, state, steps_fns
+
+
+def _fused_nodes(functions):
+    return [n for f in functions for n in f.maker.fgraph.toposort()
+            if isinstance(n.op, FusedUpdate)]
 
 
 def _assert_same(a, b, rtol=None, atol=0.0):
@@ -81,7 +102,7 @@ def test_c_backend_bit_for_bit():
     fused = _run_all_rules(True, "float64", "CVM")
     per_tensor = _run_all_rules(False, "float64", "CVM")
     _assert_same(fused, per_tensor)
-    nodes = [n for n in fused[2].maker.fgraph.toposort() if isinstance(n.op, FusedUpdate)]
+    nodes = _fused_nodes(fused[2])
     assert len(nodes) == len(RULE_CASES) and all(n.op.inplace for n in nodes)
 
 
@@ -96,7 +117,7 @@ def test_c_backend_float32_in_float32():
     the graph says (and 1.5-4x faster: benchmarks/README.md). The two agree to rounding."""
     fused = _run_all_rules(True, "float32", "CVM")
     _assert_same(fused, _run_all_rules(False, "float32", "CVM"), rtol=1e-5, atol=1e-7)
-    nodes = [n for n in fused[2].maker.fgraph.toposort() if isinstance(n.op, FusedUpdate)]
+    nodes = _fused_nodes(fused[2])
     assert len(nodes) == len(RULE_CASES)
     # how PyTensor prints a float constant: (0.999), (1e-08); integers, (0), are exact
     decimal = re.compile(r"\(-?\d+(\.\d*(e[-+]?\d+)?|e[-+]?\d+)\)")
@@ -255,6 +276,40 @@ def test_mixed_dtypes_share_one_step_counter_like_the_per_tensor_path():
 
     assert state_keys(True) == state_keys(False)
     assert state_keys(True).count("adam.t") == 1
+
+
+def test_the_rules_that_look_across_elements_say_so():
+    """The rules whose step needs more than each element (a tensor's norm, a factored
+    moment, a matrix function, a global inner product, the loss itself)."""
+    assert ACROSS_ELEMENTS == ["adafactor", "adahessian", "lamb", "lars", "muon", "novograd",
+                               "prodigy", "sam", "sophia"]
+
+
+@pytest.mark.parametrize("name", ACROSS_ELEMENTS)
+def test_a_rule_across_elements_is_refused_and_auto_keeps_it_per_tensor(name):
+    """fuse=True raises NotFusable, before building anything; "auto" (which would fuse
+    this many tensors) takes the per-tensor path, which computes what fuse=False does."""
+    kwargs = ALL_CASES[name]
+    params = _many(symopt.fused.FUSE_MIN_TENSORS) + [
+        pytensor.shared(np.linspace(-1, 1, 6).reshape(3, 2), name="M")]
+    loss = _loss(params)
+    with pytest.raises(NotFusable, match="is not elementwise: it looks across elements"):
+        symopt.RULES[name](loss, params, **kwargs, fuse=True)
+    with pytest.raises(NotFusable, match="is not elementwise"):
+        symopt.RULES[name](**kwargs, fuse=True)(loss, params)
+    results = []
+    for fuse in ("auto", False):
+        for p, value in zip(params, _many(len(params) - 1)):
+            p.set_value(value.get_value())
+        params[-1].set_value(np.linspace(-1, 1, 6).reshape(3, 2))
+        updates = symopt.RULES[name](loss, params, **kwargs, fuse=fuse)
+        assert not _fused(updates)
+        step = pytensor.function([], [], updates=updates, mode="CVM")
+        for _ in range(3):
+            step()
+        results.append([p.get_value() for p in params])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_transform_across_elements_is_not_fused():

@@ -33,10 +33,14 @@ def _compiled(name, n_params, fuse, mode):
 
 PYTENSOR_3 = int(pytensor.__version__.split(".")[0]) >= 3
 MODES = ["NUMBA", "CVM"] if PYTENSOR_3 else ["CVM"]  # Numba is PyTensor 3's default
+ELEMENTWISE = sorted(n for n in symopt.RULES if symopt.RULES[n](learning_rate=0.1).elementwise)
+#: rules whose step looks across elements (norms, factored moments, matrix functions,
+#: Hessian-vector products): more than one loop per parameter, and no fused path
+ACROSS = sorted(set(symopt.RULES) - set(ELEMENTWISE))
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name", sorted(symopt.RULES))
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_one_in_place_loop_per_parameter_and_no_float64(name, mode):
     fgraph = _compiled(name, 2, False, mode)
     loops = [n for n in fgraph.apply_nodes
@@ -47,7 +51,7 @@ def test_one_in_place_loop_per_parameter_and_no_float64(name, mode):
     assert not float64, float64
 
 
-@pytest.mark.parametrize("name", sorted(symopt.RULES))
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_fused_one_node_for_many_parameters(name):
     fgraph = _compiled(name, 12, True, MODES[0])
     fused = [n for n in fgraph.apply_nodes if isinstance(n.op, FusedUpdate)]
@@ -55,3 +59,26 @@ def test_fused_one_node_for_many_parameters(name):
     assert not [n for n in fgraph.apply_nodes
                 if isinstance(n.op, Elemwise) and n.outputs[0].type.broadcastable == (False,)]
     assert not [v for v in fgraph.variables if getattr(v.type, "dtype", "") == "float64"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", ACROSS)
+def test_rules_across_elements_have_no_float64_and_exact_types(name, mode):
+    """A matrix and a vector of float32 under a float32 loss (the rules that need the loss
+    get it): no float64 variable anywhere in the compiled graph."""
+    with pytensor.config.change_flags(floatX="float32"):
+        W = pytensor.shared(np.ones((30, 20), dtype="float32"), name="W")
+        b = pytensor.shared(np.zeros(20, dtype="float32"), name="b")
+        x = pt.matrix("x", dtype="float32")
+        loss = pt.sqr(pt.tanh(x @ W + b)).sum()
+        updates = symopt.RULES[name](loss, [W, b], seed=0) if "seed" in _hyper(name) else \
+            symopt.RULES[name](loss, [W, b])
+        for var, expr in updates:
+            assert var.type == expr.type, var.name
+        fgraph = pytensor.function([x], [], updates=updates, mode=mode).maker.fgraph
+    float64 = [v for v in fgraph.variables if getattr(v.type, "dtype", "") == "float64"]
+    assert not float64, float64
+
+
+def _hyper(name):
+    return symopt.RULES[name](learning_rate=0.1).hyperparameters

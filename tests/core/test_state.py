@@ -23,6 +23,7 @@ def problem():
 @pytest.mark.parametrize("name", sorted(symopt.RULES))
 def test_state_names_and_tags(problem, name):
     W, b = params = problem.shared()
+    row = ROWS[name]
     updates = symopt.RULES[name](problem.loss(params), params)
     assert [var.name for var, _ in updates] == ["W", "b"] + state_names(name)
     state = symopt.get_state(updates)
@@ -32,13 +33,23 @@ def test_state_names_and_tags(problem, name):
         tag = state_tag(var)
         owner, role = key.rsplit(".", 1)
         assert tag.role == role
-        if role == "t":
-            assert tag.param is None and tag.rule == owner == name
-            assert var.dtype == "int64" and var.get_value() == 0
+        if owner == name:  # the rule's own: the counter, or state of the rule as a whole
+            assert tag.param is None and tag.rule == name
+            assert role == "t" or role in row.scalars
+            if role == "t":
+                assert var.dtype == "int64" and var.get_value() == 0
+            elif role == "rng":
+                assert isinstance(var.get_value(), np.random.Generator)
+            else:  # a scalar of the parameters' dtype, zero until the first step
+                assert var.type.ndim == 0 and var.dtype == W.dtype
+                assert var.get_value() == 0
+            continue
+        assert tag.param is {"W": W, "b": b}[owner]
+        if role in row.unshaped:  # factored statistics, a scalar per tensor
+            assert var.dtype == tag.param.dtype and var.ndim <= tag.param.ndim
         else:
-            assert tag.param is {"W": W, "b": b}[owner]
             assert var.type == tag.param.type
-            np.testing.assert_array_equal(var.get_value(), 0)
+        np.testing.assert_array_equal(var.get_value(), 0)
     assert state_tag(W) is None
 
 

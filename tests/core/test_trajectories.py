@@ -3,9 +3,11 @@
 Each case of the rulebook (:data:`symopt.lab.rulebook.ROWS`) runs ``STEPS`` steps on the
 fixed random quadratic of :class:`toys.Quadratic` (a 3 x 2 matrix and a vector) in
 float64 and compares both parameters after every step, on the per-tensor path and on the
-fused multi-tensor path (:mod:`symopt.fused`). All cases of a path are compiled into one
-function, each on its own copy of the parameters (:func:`toys.run_together`): one
-compilation for every rule, as the cases are independent.
+fused multi-tensor path (:mod:`symopt.fused`) for the elementwise rules. All cases of a
+rule and path are compiled into one function, each on its own copy of the parameters
+(:func:`toys.run_together`): one compilation for every case of a rule. A rule that needs
+the loss (SAM, Sophia, AdaHessian) draws its second gradient or its Hessian-vector
+products from the graph; its transcription gets them from the problem, in NumPy.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ STEPS = 12
 RTOL, ATOL = 1e-12, 1e-13
 
 CASES = [(name, kwargs) for name, row in ROWS.items() for kwargs in row.cases]
+#: the fused path takes the elementwise rules; it refuses the others (test_fused.py)
+FUSED_CASES = [(name, kwargs) for name, kwargs in CASES
+               if symopt.RULES[name](**kwargs).elementwise]
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +68,33 @@ def _trajectories(problem, fuse):
         params = problem.shared()
         return params, symopt.RULES[name](problem.loss(params), params, **kwargs, fuse=fuse)
 
-    return run_together(("trajectories", fuse), CASES, build, STEPS)
+    return run_together(("trajectories", fuse), FUSED_CASES if fuse else CASES, build, STEPS)
 
 
-@FUSE
-@pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
+def reference_for(problem, name, kwargs):
+    """The rule's NumPy transcription; a rule that needs the loss also gets the problem's
+    gradient and Hessian-vector product, in NumPy."""
+    ref = ROWS[name].reference(problem.initial(), **kwargs)
+    if symopt.RULES[name].needs_loss:
+        ref.gradient = problem.grad
+        ref.hessian_vector_product = problem.hessian_vector_product
+    return ref
+
+
+def _trajectory_cases():
+    for case in CASES:
+        for fuse in (False, True):
+            marks = () if fuse is False or case in FUSED_CASES else pytest.mark.skip(
+                reason="not elementwise: the fused path refuses it (test_fused.py)")
+            yield pytest.param(case, fuse, marks=marks,
+                               id=f"{case_id(case)}-{'fused' if fuse else 'per-tensor'}")
+
+
+@pytest.mark.parametrize("case, fuse", list(_trajectory_cases()))
 def test_rule_follows_reference_trajectory(problem, case, fuse):
     name, kwargs = case
     trajectory = _trajectories(problem, fuse)[case_id(case)]
-    ref = ROWS[name].reference(problem.initial(), **kwargs)
+    ref = reference_for(problem, name, kwargs)
     expected = problem.initial()
     for k, got in enumerate(trajectory, 1):
         expected = ref.step(expected, problem.grad(expected))
@@ -83,6 +106,14 @@ def test_rule_follows_reference_trajectory(problem, case, fuse):
         assert ref.flips > 0, "no sign flip: the eta- branch was not exercised"
     if name == "amsgrad":
         assert ref.max_was_active, "v_max never exceeded v: same as adam on this run"
+    if name == "radam":
+        assert 0 < ref.rectified < STEPS, "one of the two branches was not exercised"
+    if name == "adafactor" and "d" in kwargs:
+        assert 0 < ref.clipped < 2 * STEPS, "the update was always or never clipped"
+    if name == "adopt" and "clip_value_fn" in kwargs:
+        assert ref.clipped > 0, "no element was clipped"
+    if name == "sophia" and "gamma" in kwargs:
+        assert 0 < ref.clipped < STEPS * 8, "all or no elements at the clip"
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov_momentum", "adam", "rmsprop",

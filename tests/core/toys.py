@@ -39,6 +39,11 @@ class Quadratic:
         x = np.concatenate([np.asarray(p, dtype="float64").ravel() for p in params])
         return [g.astype(self.dtype) for g in self._split(self.A @ x - self.c)]
 
+    def hessian_vector_product(self, params, vectors):
+        """:math:`A v` in NumPy (the Hessian is :math:`A` everywhere), in the problem's dtype."""
+        v = np.concatenate([np.asarray(x, dtype="float64").ravel() for x in vectors])
+        return [h.astype(self.dtype) for h in self._split(self.A @ v)]
+
     @property
     def solution(self):
         return self._split(np.linalg.solve(self.A, self.c))
@@ -84,6 +89,12 @@ class Rosenbrock:
         g = np.array([-2 * (1 - x) - 400 * x * (y - x**2), 200 * (y - x**2)])
         return [g.astype(self.dtype)]
 
+    def hessian_vector_product(self, params, vectors):
+        [xy], [v] = params, vectors
+        x, y = np.asarray(xy, dtype="float64")
+        hessian = np.array([[2 - 400 * y + 1200 * x**2, -400 * x], [-400 * x, 200.0]])
+        return [(hessian @ np.asarray(v, dtype="float64")).astype(self.dtype)]
+
 
 def values(params):
     """Copies of the current values of shared variables."""
@@ -98,24 +109,50 @@ def step_function(updates, inputs=()):
 _TOGETHER = {}
 
 
-def run_together(key, cases, build, steps, ids=None):
-    """Step many independent cases in one compiled function; their values after each step.
+class _Together:
+    """The trajectories of many cases, each group of cases stepped by one compiled function,
+    compiled (and run) the first time one of its cases is asked for."""
+
+    def __init__(self, cases, build, steps, ids, group_of):
+        self.build, self.steps = build, steps
+        self.group_of = {}
+        self.groups = {}
+        for case, i in zip(cases, ids, strict=True):
+            group = group_of(case)
+            self.group_of[i] = group
+            self.groups.setdefault(group, []).append((i, case))
+        self.done = {}
+
+    def __getitem__(self, case_id):
+        group = self.group_of[case_id]
+        if group not in self.done:
+            members = self.groups[group]
+            built = [self.build(case) for _, case in members]
+            step = step_function([u for _, updates in built for u in updates])
+            trajectories = {i: [] for i, _ in members}
+            for _ in range(self.steps):
+                step()
+                for (i, _), (params, _) in zip(members, built, strict=True):
+                    trajectories[i].append(values(params))
+            self.done[group] = trajectories
+        return self.done[group][case_id]
+
+
+def run_together(key, cases, build, steps, ids=None, group_of=None):
+    """Step many independent cases in one compiled function per group; their values after
+    each step.
 
     ``build(case)`` returns ``(params, updates)`` for one case, on parameters of its own.
-    The function is compiled and run once per ``key`` in a test process, and the result,
-    ``{case id: [values after step 1, after step 2, ...]}``, is shared by the tests that
-    ask for the same key: one compilation serves every rule.
+    The cases of a group (``group_of(case)``, by default the rule's name, ``case[0]``) are
+    compiled into one function, and run once per ``key`` in a test process the first time
+    a test asks for one of them: ``run_together(...)[case id]`` is the list of values after
+    step 1, after step 2, ... One compilation serves every case of a rule; grouping by rule
+    keeps each compilation small (Numba's memory grows with the graph: all 30 rules in one
+    function took over 10 GB) and lets ``-k`` compile only what it selects.
     """
     if key not in _TOGETHER:
         ids = ids or [case_id(c) for c in cases]
-        built = [build(case) for case in cases]
-        step = step_function([u for _, updates in built for u in updates])
-        trajectories = {i: [] for i in ids}
-        for _ in range(steps):
-            step()
-            for i, (params, _) in zip(ids, built, strict=True):
-                trajectories[i].append(values(params))
-        _TOGETHER[key] = trajectories
+        _TOGETHER[key] = _Together(cases, build, steps, ids, group_of or (lambda c: c[0]))
     return _TOGETHER[key]
 
 
