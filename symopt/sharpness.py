@@ -132,10 +132,10 @@ def _sam(learning_rate=1e-2, rho=0.05, momentum=0.0, rule=None):
     >>> step = pytensor.function([], [], updates=symopt.sam((w ** 2).sum(), [w], 0.1, rho=0.5))
     >>> for _ in range(3): _ = step()
     >>> w.get_value().round(6)
-    DOCTEST
+    array([ 0.40288, -0.80576])
     >>> rule = symopt.sam(symopt.adam(learning_rate=0.1), rho=0.5)
     >>> rule
-    DOCTEST
+    sam(learning_rate=0.01, rho=0.5, momentum=0.0, rule=adam(learning_rate=0.1, beta1=0.9, beta2=0.999, epsilon=1e-08))
     """
     if rule is None:
         inner = scale_by_learning_rate(learning_rate)

@@ -522,9 +522,9 @@ def sophia(learning_rate=1e-4, beta1=0.965, beta2=0.99, epsilon=1e-12, gamma=0.0
     >>> updates = symopt.sophia(loss, [w], 0.5, gamma=1.0, every=1, weight_decay=0.0,
     ...                         probe="rademacher", seed=0)
     >>> step = pytensor.function([], loss, updates=updates)
-    >>> losses = [float(step()) for _ in range(30)]
-    >>> losses[0], losses[-1] < 1e-6
-    DOCTEST
+    >>> losses = [float(step()) for _ in range(200)]
+    >>> [round(loss, 4) for loss in losses[::50]] + [round(losses[-1], 4)]
+    [41.0, 1.0598, 0.0634, 0.0586, 0.0013]
     """
     decay = add_decayed_weights(weight_decay) if nonzero(weight_decay) else identity()
     return chain(scale_by_sophia(beta1, beta2, epsilon, gamma, every, probe, seed), decay,
@@ -646,9 +646,9 @@ def adahessian(learning_rate=0.15, beta1=0.9, beta2=0.999, epsilon=1e-4, weight_
     >>> loss = (np.array([1.0, 10.0]) * w ** 2).sum()
     >>> updates = symopt.adahessian(loss, [w], 0.3, seed=0)
     >>> step = pytensor.function([], loss, updates=updates)
-    >>> losses = [float(step()) for _ in range(50)]
-    >>> losses[0], losses[-1] < 1e-3
-    DOCTEST
+    >>> losses = [float(step()) for _ in range(200)]
+    >>> [round(loss, 4) for loss in losses[::50]] + [round(losses[-1], 8)]
+    [41.0, 0.0401, 0.0002, 0.0, 0.0]
     """
     decay = add_decayed_weights(weight_decay) if nonzero(weight_decay) else identity()
     return chain(scale_by_adahessian(beta1, beta2, epsilon, hessian_power, probe, seed),
