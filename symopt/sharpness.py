@@ -134,8 +134,9 @@ def _sam(learning_rate=1e-2, rho=0.05, momentum=0.0, rule=None):
     >>> w.get_value().round(6)
     array([ 0.40288, -0.80576])
     >>> rule = symopt.sam(symopt.adam(learning_rate=0.1), rho=0.5)
-    >>> rule
-    sam(learning_rate=0.01, rho=0.5, momentum=0.0, rule=adam(learning_rate=0.1, beta1=0.9, beta2=0.999, epsilon=1e-08))
+    >>> rule  # doctest: +NORMALIZE_WHITESPACE
+    sam(learning_rate=0.01, rho=0.5, momentum=0.0,
+        rule=adam(learning_rate=0.1, beta1=0.9, beta2=0.999, epsilon=1e-08))
     """
     if rule is None:
         inner = scale_by_learning_rate(learning_rate)
