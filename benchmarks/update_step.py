@@ -36,10 +36,12 @@ import numpy as np  # noqa: E402
 def state_arrays(rule):
     """Per-parameter state arrays ``rule`` keeps (its rulebook row): a step reads p, g and
     every state array, and writes p and every state array, so it moves (3 + 2k) * n * 4
-    bytes at least."""
+    bytes at least. Factored or per-tensor state (Adafactor's, NovoGrad's) is not counted:
+    it is a row, a column or a scalar per tensor."""
     from symopt.lab.rulebook import ROWS
 
-    return len(ROWS[rule].roles)
+    row = ROWS[rule]
+    return len([role for role in row.roles if role not in row.unshaped])
 
 
 def hyperparameters(rule):
@@ -287,9 +289,12 @@ def numpy_step(rule, p, g, s, tmp, tmp2, mask1, mask2, t):
 
 
 def default_rules():
+    """Every rule that steps from gradients: the ones that need the loss (sam, sophia,
+    adahessian) evaluate it again, which a held gradient cannot time (``probe_cost.py``
+    times their whole step)."""
     import symopt
 
-    return list(symopt.RULES)
+    return [name for name, rule in symopt.RULES.items() if not rule.needs_loss]
 
 
 #: the rules :func:`numpy_step` has a hand-written in-place kernel for
