@@ -15,8 +15,8 @@ gradient-proportional rules (SGD, momentum, the blog's), 1e-3 for the adaptive o
 Rprop, whose learning rate is its initial step, at 1e-3, and AdaHessian at its default
 0.15 (its step is a diagonal Newton step, in the parameters' units, not the learning
 rate's). The schedule-free rules are scored at the parameters they hold, the point
-where they take gradients, not at their average (``symopt.schedule_free_eval_params``). ``--lr NAME=VALUE`` changes
-one. The blog's toy forms (``blog.MomentumUpdate(...)``) take a gradient at another
+where they take gradients, not at their average (``symopt.schedule_free_eval_params``).
+``--lr NAME=VALUE`` changes one. The blog's toy forms (``blog.MomentumUpdate(...)``) take a gradient at another
 point and are studied in ``blog_toy.py``, not here.
 
 Outputs in ``--out`` (``results/`` by default):
