@@ -17,8 +17,8 @@ Rprop, whose learning rate is its initial step, at 1e-3, AdaHessian at its defau
 rate's) and Adafactor at its default 1e-2 (its step is that fraction of the parameters'
 RMS). The schedule-free rules are scored at the parameters they hold, the point
 where they take gradients, not at their average (``symopt.schedule_free_eval_params``).
-``--lr NAME=VALUE`` changes one. The blog's toy forms (``blog.MomentumUpdate(...)``) take a gradient at another
-point and are studied in ``blog_toy.py``, not here.
+``--lr NAME=VALUE`` changes one. The blog's toy forms (``blog.MomentumUpdate(...)``) take
+a gradient at another point and are studied in ``blog_toy.py``, not here.
 
 Outputs in ``--out`` (``results/`` by default):
 
