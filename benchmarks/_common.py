@@ -189,7 +189,11 @@ def optax_stepper(tx, params, grads):
         return optax.apply_updates(params, updates), state
 
     step = jax.jit(step, donate_argnums=(0, 1))
-    carry = [params, tx.init(params)]
+    # a copy of the state: some keep the parameters themselves (Prodigy's initial point),
+    # and a buffer cannot be donated twice
+    state = jax.tree_util.tree_map(lambda x: x.copy() if hasattr(x, "copy") else x,
+                                   tx.init(params))
+    carry = [params, state]
 
     def call():
         carry[0], carry[1] = step(carry[0], carry[1], grads)

@@ -83,6 +83,8 @@ def build_symopt(rule, shapes, args):
     params = [pytensor.shared(v, name=f"p{i}", shape=shape(v)) for i, v in enumerate(p0)]
     grads = [pytensor.shared(v, name=f"g{i}", shape=shape(v)) for i, v in enumerate(g0)]
     kwargs = {} if rule == "rprop" else {"learning_rate": LR}
+    if args.fuse and not symopt.RULES[rule](**kwargs).elementwise:
+        return None, None, {"skipped": f"{rule} is not elementwise: it has no fused path"}
     updates = symopt.RULES[rule](grads, params, **kwargs, fuse=args.fuse)
     t0 = time.perf_counter()
     f = pytensor.function([], [], updates=updates, mode=mode)
@@ -131,18 +133,45 @@ def build_torch(rule, shapes, args):
         if "fused" not in inspect.signature(cls).parameters:
             return None, None, {"skipped": f"torch.optim.{name} has no fused implementation"}
         kw["fused"] = True
-    else:
+    elif "foreach" in inspect.signature(cls).parameters:
         kw["foreach"] = args.variant == "foreach"
+    elif args.variant == "foreach":
+        return None, None, {"skipped": f"torch.optim.{name} has no foreach implementation"}
     p0, g0 = initial_values(shapes)
     params = [torch.nn.Parameter(torch.from_numpy(v.copy())) for v in p0]
     for p, g in zip(params, g0):
         p.grad = torch.from_numpy(g.copy())
+    if rule == "muon":  # torch's Muon takes the matrices; the rest to AdamW, as symopt does
+        return _torch_muon(torch, cls, kw, params)
     try:
         opt = cls(params, **kw)
         opt.step()
     except (RuntimeError, ValueError) as err:
         return None, None, {"skipped": f"{type(err).__name__}: {err}"[:200]}
     return opt.step, None, {"optimizer": f"torch.optim.{name}({kw})"}
+
+
+def _torch_muon(torch, cls, kw, params):
+    """``torch.optim.Muon`` on the matrices and ``torch.optim.AdamW`` (symopt's ``adam_*``
+    hyperparameters) on the other parameters: what ``symopt.muon`` computes for them all."""
+    h = hyperparameters("muon")
+    matrices = [p for p in params if p.ndim == 2]
+    others = [p for p in params if p.ndim != 2]
+    adamw = {"lr": h["adam_learning_rate"] or h["learning_rate"],
+             "betas": (h["adam_beta1"], h["adam_beta2"]), "eps": h["adam_epsilon"],
+             "weight_decay": h["adam_weight_decay"]}
+    if "foreach" in kw:
+        adamw["foreach"] = kw["foreach"]
+    opts = ([cls(matrices, **kw)] if matrices else []) + (
+        [torch.optim.AdamW(others, **adamw)] if others else [])
+
+    def step():
+        for opt in opts:
+            opt.step()
+
+    step()
+    return step, None, {"optimizer": f"torch.optim.Muon({kw}) on the matrices, "
+                                     f"torch.optim.AdamW({adamw}) on the rest"}
 
 
 # --------------------------------------------------------------------------- optax
