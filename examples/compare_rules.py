@@ -11,14 +11,10 @@ elsewhere.
 
 Learning rates go by the form's kind (:class:`symopt.lab.forms.Form`): 0.01 for the
 gradient-proportional rules (SGD, momentum, the blog's), 1e-3 for the adaptive ones,
-1.0 for AdaDelta, except Adagrad at 0.01 (its steps shrink as the squares add up),
-Rprop, whose learning rate is its initial step, at 1e-3, AdaHessian at its default
-0.15 (its step is a diagonal Newton step, in the parameters' units, not the learning
-rate's) and Adafactor at its default 1e-2 (its step is that fraction of the parameters'
-RMS). The schedule-free rules are scored at the parameters they hold, the point
-where they take gradients, not at their average (``symopt.schedule_free_eval_params``).
-``--lr NAME=VALUE`` changes one. The blog's toy forms (``blog.MomentumUpdate(...)``) take
-a gradient at another point and are studied in ``blog_toy.py``, not here.
+1.0 for AdaDelta, except Adagrad at 0.01 (its steps shrink as the squares add up) and
+Rprop, whose learning rate is its initial step, at 1e-3. ``--lr NAME=VALUE`` changes
+one. The blog's toy forms (``blog.MomentumUpdate(...)``) take a gradient at another
+point and are studied in ``blog_toy.py``, not here.
 
 Outputs in ``--out`` (``results/`` by default):
 
@@ -44,8 +40,7 @@ import numpy as np
 from symopt.lab import kit
 
 KIND_LEARNING_RATES = {"gradient": 0.01, "adaptive": 1e-3, "unit": 1.0}
-LEARNING_RATE_EXCEPTIONS = {"adagrad": 0.01, "book.adagrad": 0.01, "rprop": 1e-3,
-                            "adahessian": 0.15, "adafactor": 1e-2}
+LEARNING_RATE_EXCEPTIONS = {"adagrad": 0.01, "book.adagrad": 0.01, "rprop": 1e-3}
 PLOTS = ["train_loss", "valid_loss", "train_accuracy", "valid_accuracy"]
 
 

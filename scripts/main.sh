@@ -4,13 +4,13 @@
 #
 # What it does:
 #   1. creates .venv (if missing) and installs symopt with the examples' extras into it;
-#   2. runs examples/compare_rules.py: each of the 43 forms trains the blog's 784-600-10
+#   2. runs examples/compare_rules.py: each of the 24 forms trains the blog's 784-600-10
 #      tanh MLP (mini-batches of 100, the same initial weights for all) for 10 epochs,
 #      scored on a held-out validation set after each epoch and on the test set at the end.
 #
 # Data: the full Fashion-MNIST when it is installed in /usr/share/datasets/fashion-mnist
 # (50000 training / 10000 validation / 10000 test images, 500 steps per epoch: about
-# 1.5-3 minutes per form on 2 cores, so roughly two hours for all 43), else the subset
+# 1.5-3 minutes per form on 2 cores, so roughly an hour for all 24), else the subset
 # shipped with symopt (4167 / 833 / 1000 images, 42 steps per epoch: the training is a
 # few minutes in all; compiling each form's step adds 10-60 s per form the first time,
 # less once PyTensor's cache is warm).
