@@ -81,12 +81,12 @@ def _sam(learning_rate=1e-2, rho=0.05, momentum=0.0, rule=None):
 
     The gradient at the perturbed point is the gradient graph rebuilt there (the
     parameters replaced by :math:`\theta + \epsilon`), so one compiled function computes
-    both gradients and the step: about twice an SGD step's cost (2.25 times, measured
-    with ``benchmarks/probe_cost.py`` on a 20-256-1 tanh network, batches of 100). It
-    needs the loss, not gradients. One step equals two calls of ``optax.contrib.sam`` in its plain mode
-    (``opaque_mode=False``, ``sync_period=2``, ascent ``chain(normalize(), sgd(rho))``),
-    which alternate an ascent call and a descent call. Not elementwise: ``fuse=True``
-    raises :class:`symopt.fused.NotFusable`.
+    both gradients and the step: about twice an SGD step's cost (2.25 times,
+    measured with ``benchmarks/probe_cost.py`` on a 20-256-1 tanh network, batches of
+    100). It needs the loss, not gradients. One step equals two calls of
+    ``optax.contrib.sam`` in its plain mode (``opaque_mode=False``, ``sync_period=2``,
+    ascent ``chain(normalize(), sgd(rho))``), which alternate an ascent call and a
+    descent call. Not elementwise: ``fuse=True`` raises :class:`symopt.fused.NotFusable`.
 
     Parameters
     ----------
