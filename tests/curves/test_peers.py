@@ -53,9 +53,12 @@ def _loss_fn(problem, xp):
 
 
 def paired(library):
-    """The library forms (rules and their variants) whose rule ``library`` also computes."""
+    """The library forms (rules and their variants) whose rule ``library`` also computes,
+    on these problems' single vector (not ``torch.optim.Muon``'s, which takes matrices
+    only: tests/core/test_modern_peers.py pairs it on a matrix)."""
     return [name for name, form in FORMS.items()
-            if form.source == "symopt" and library in ROWS[form.target.__name__].peers]
+            if form.source == "symopt" and library in ROWS[form.target.__name__].peers
+            and ROWS[form.target.__name__].peer_ndim.get(library, 1) == 1]
 
 
 def peer_of(library, form, module, hyperparameters):
