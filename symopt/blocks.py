@@ -776,7 +776,10 @@ def scale_by_adan(beta1=0.98, beta2=0.92, beta3=0.99, epsilon=1e-8, eps_root=1e-
             n_hat = n_hat + as_scalar(eps_root, dtype)
         step = ((m_new / (1 - b1**t) + b2 * (v_new / (1 - b2**t)))
                 / (pt.sqrt(n_hat) + as_scalar(epsilon, dtype)))
-        return step, [(m, m_new), (v, v_new), (n, n_new), (prev, g)]
+        # g itself (t >= 1 at every step), with the state's broadcast pattern: a gradient
+        # of static shape (1, n) could not update a state of shape (?, ?) as it is
+        prev_new = pt.switch(pt.ge(t, 1), g, prev)
+        return step, [(m, m_new), (v, v_new), (n, n_new), (prev, prev_new)]
 
     return _counted("adan", direction)
 
