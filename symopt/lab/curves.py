@@ -417,12 +417,19 @@ def compare_curves(recorded, new, rtol=None, atol=None, metrics=None):
 
 
 #: set by :mod:`symopt.lab.pytest_plugin` from ``--record-curves``
-_RECORD_FLAG = {"on": False}
+_RECORD_FLAG = {"on": False, "missing": False}
 
 
 def recording():
     """True when curves are being re-recorded (``--record-curves`` or the env variable)."""
     return _RECORD_FLAG["on"] or os.environ.get(RECORD_ENV, "") not in ("", "0")
+
+
+def recording_missing_only():
+    """True when only the curves a file lacks are recorded, the others kept as they are
+    (``--record-curves=missing`` or ``SYMOPT_RECORD_CURVES=missing``): what adding a rule
+    needs, without re-recording, and so re-validating, every other form."""
+    return recording() and (_RECORD_FLAG["missing"] or os.environ.get(RECORD_ENV) == "missing")
 
 
 def assert_curve_matches(new, path, rtol=None, atol=None, metrics=None):

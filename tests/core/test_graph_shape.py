@@ -33,6 +33,10 @@ def _compiled(name, n_params, fuse, mode):
 
 PYTENSOR_3 = int(pytensor.__version__.split(".")[0]) >= 3
 MODES = ["NUMBA", "CVM"] if PYTENSOR_3 else ["CVM"]  # Numba is PyTensor 3's default
+#: rules whose state update and parameter update are siblings (both read the old state,
+#: neither reads the other's result): PyTensor 3 fuses them into one loop with two outputs,
+#: PyTensor 2.38's fusion joins chains only, so there they stay two loops per parameter
+SIBLINGS = {"lion"}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -41,7 +45,8 @@ def test_one_in_place_loop_per_parameter_and_no_float64(name, mode):
     fgraph = _compiled(name, 2, False, mode)
     loops = [n for n in fgraph.apply_nodes
              if isinstance(n.op, Elemwise) and n.outputs[0].type.broadcastable == (False,)]
-    assert len(loops) == 2, [str(n.op) for n in loops]
+    per_parameter = 2 if name in SIBLINGS and not PYTENSOR_3 else 1
+    assert len(loops) == 2 * per_parameter, [str(n.op) for n in loops]
     assert all(n.op.destroy_map for n in loops)
     float64 = [v for v in fgraph.variables if getattr(v.type, "dtype", "") == "float64"]
     assert not float64, float64

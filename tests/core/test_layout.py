@@ -28,7 +28,9 @@ def test_import_symopt_loads_the_library_only():
     loaded = _modules_after("import symopt\n"
                             "[getattr(symopt, name) for name in symopt.__all__]")
     assert not any(m.startswith("symopt.lab") for m in loaded), sorted(loaded)
-    assert not loaded & {"matplotlib", "scipy", "numba", "torch", "jax"}, sorted(loaded)
+    # what PyTensor itself loads is not ours to avoid (PyTensor 2.38 imports SciPy)
+    heavy = {m.split(".")[0] for m in loaded - _modules_after("import pytensor")}
+    assert not heavy & {"matplotlib", "scipy", "numba", "torch", "jax"}, sorted(heavy)
 
 
 def test_no_library_module_imports_the_lab():

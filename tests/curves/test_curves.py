@@ -8,6 +8,8 @@ Re-record deliberately, after checking why the curves moved, with::
 
     .venv/bin/python -m pytest tests/curves --record-curves --runslow -p no:xdist
 
+A new rule adds a form; ``--record-curves=missing`` records only the forms a file lacks.
+
 The tests prove both halves of the design on whatever machine runs them:
 
 - a run that differs from the recording by rounding alone passes: the exact run (on this
@@ -34,6 +36,7 @@ from symopt.lab.curves import (
     load_curves,
     record_with_envelope,
     recording,
+    recording_missing_only,
     save_curves,
 )
 from symopt.lab.forms import FORMS
@@ -91,16 +94,32 @@ def failures(recorded, curves, **compare):
     return out
 
 
+def _record(problem, dtype, backend, path):
+    """Record the case's curves with their envelopes: every form, or with
+    ``--record-curves=missing`` only the forms the file lacks (the others kept)."""
+    kept = load_curves(path) if recording_missing_only() and path.exists() else {}
+    names = [name for name in FORMS if name not in kept]
+    if not names:
+        return
+    if kept:
+        run = FormsRun(make_problem(problem, dtype), forms=names, backend=backend)
+        other = FormsRun(make_problem(problem, dtype), forms=names,
+                         backend=OTHER[backend]).run()
+    else:
+        run = runner(problem, dtype, backend)
+        other = runner(problem, dtype, OTHER[backend]).run()
+    curves = {**kept, **record_with_envelope(lambda jitter: run.run(jitter=jitter),
+                                             others=[other])}
+    save_curves(path, [curves[name] for name in FORMS])
+
+
 @pytest.mark.parametrize("problem, dtype, backend", list(_cases()))
 def test_every_form_matches_its_recorded_curve(problem, dtype, backend):
-    run = runner(problem, dtype, backend)
     path = path_for(problem, dtype, backend)
     if recording():
-        other = runner(problem, dtype, OTHER[backend]).run()
-        curves = record_with_envelope(lambda jitter: run.run(jitter=jitter), others=[other])
-        save_curves(path, list(curves.values()))
+        _record(problem, dtype, backend, path)
         return
-    curves = run.run()
+    curves = runner(problem, dtype, backend).run()
     assert set(curves) == set(FORMS)
     bad = failures(load_curves(path), curves)
     assert not bad, "\n".join(r.message for r in bad.values())
