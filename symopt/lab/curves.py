@@ -38,7 +38,8 @@ own curves the same way.
 Re-recording is deliberate, never silent: it happens only when the environment variable
 ``SYMOPT_RECORD_CURVES=1`` is set or pytest runs with ``--record-curves`` (the option
 comes with :mod:`symopt.lab.pytest_plugin`: add
-``pytest_plugins = ["symopt.lab.pytest_plugin"]`` to your ``conftest.py``). A missing recording fails the test with the command to make it.
+``pytest_plugins = ["symopt.lab.pytest_plugin"]`` to your ``conftest.py``). A missing
+recording fails the test with the command to make it.
 
 Examples
 --------

@@ -85,7 +85,8 @@ def test_transforms_declare_whether_they_are_elementwise():
     assert all(t.elementwise for t in elementwise)
     assert not symopt.clip_by_global_norm(1.0).elementwise
     assert symopt.chain(*elementwise).elementwise
-    assert not symopt.chain(symopt.clip_by_global_norm(1.0), symopt.sgd(learning_rate=0.1)).elementwise
+    clipped = symopt.chain(symopt.clip_by_global_norm(1.0), symopt.sgd(learning_rate=0.1))
+    assert not clipped.elementwise
     # a plain function declares nothing, so it is not taken as elementwise
     assert not symopt.chain(lambda steps, params: (steps, [])).elementwise
     assert all(symopt.RULES[name](learning_rate=0.1).elementwise for name in symopt.RULES)
