@@ -100,8 +100,8 @@ class Progress:
     >>> progress.mode
     'lines'
     >>> print(out.getvalue().replace("00:00", "mm:ss"), end="")
-    epoch 1/2: 2/4 steps (50%), elapsed mm:ss, ETA mm:ss, loss=0.5 valid_accuracy=0.75
-    epoch 2/2: 4/4 steps (100%), elapsed mm:ss, ETA mm:ss, loss=0.5 valid_accuracy=0.75
+    epoch 1/2: 2/4 steps (50%), elapsed mm:ss, ETA mm:ss, valid_accuracy=0.75
+    epoch 2/2: 4/4 steps (100%), elapsed mm:ss, ETA mm:ss, valid_accuracy=0.75
     """
 
     def __init__(self, total: int, *, description: str = "", stream: TextIO | None = None,
@@ -172,23 +172,27 @@ class Progress:
         if self._bar is not None:
             self._bar.set_description_str(description, refresh=False)
 
-    def render(self) -> str:
-        """The plain line for the current state: steps, elapsed, ETA and the values."""
+    def render(self, values: dict | None = None) -> str:
+        """The plain line for the current state: steps, elapsed, ETA and ``values`` (by
+        default the latest values given)."""
         fraction = self.count / self.total if self.total else 1.0
         head = f"{self.description}: " if self.description else ""
         line = (f"{head}{self.count}/{self.total} {self.unit}s ({fraction:.0%}), "
                 f"elapsed {clock(self.elapsed)}, ETA {clock(self.eta())}")
-        values = " ".join(f"{k}={_format(v)}" for k, v in self.info.items())
-        return f"{line}, {values}" if values else line
+        values = self.info if values is None else values
+        text = " ".join(f"{k}={_format(v)}" for k, v in values.items())
+        return f"{line}, {text}" if text else line
 
     def end_epoch(self, **info) -> None:
-        """Report the end of an epoch with its values (a line in ``"lines"`` mode)."""
+        """Report the end of an epoch with its values: a line in ``"lines"`` mode (with
+        these values, or the latest ones when none are given), the bar's values in
+        ``"tqdm"`` mode."""
         self.info.update(info)
         self._epochs_reported += 1
         if self._bar is not None:
             self._bar.set_postfix({k: _format(v) for k, v in self.info.items()})
         elif self.mode == "lines":
-            print(self.render(), file=self.stream, flush=True)
+            print(self.render(info or None), file=self.stream, flush=True)
 
     def close(self) -> None:
         """End the display (a last line in ``"lines"`` mode when no epoch was reported)."""

@@ -58,7 +58,8 @@ def test_wheel_carries_licence_notice_data_and_py_typed(wheel):
         shipped_notice = zf.read("symopt/lab/datasets/NOTICE").decode()
     # the data, its notice beside it, and the typing marker are in the package itself
     for path in ["symopt/py.typed", "symopt/lab/datasets/fashion-mnist-subset.npz",
-                 "symopt/lab/datasets/README.md", "symopt/lab/datasets/NOTICE"]:
+                 "symopt/lab/datasets/README.md", "symopt/lab/datasets/NOTICE",
+                 "symopt/lab/cli.py", "symopt/lab/compare.py"]:
         assert path in names, path
     assert (ROOT / "symopt/lab/datasets/NOTICE").read_text() == shipped_notice == notice
     assert "Copyright © 2017 Zalando SE" in notice
