@@ -169,7 +169,7 @@ def bar_chart(rows: list[dict], path: Path, title: str):
               title="group", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
               borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     return fig
 
 

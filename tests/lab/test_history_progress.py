@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from symopt.lab.history import History, plot_histories
+from symopt.lab.history import History, line_styles, plot_histories
 from symopt.lab.progress import Progress
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -91,6 +91,45 @@ def test_plot_histories_grid_one_line_per_run(tmp_path):
     np.testing.assert_allclose(visible[0].lines[2].get_ydata(), 0.4 / np.arange(1, 6))
     with pytest.raises(ValueError, match="at least one metric"):
         plot_histories(runs, [])
+
+
+def test_line_styles_are_distinct_for_any_number_of_runs():
+    for n in (1, 10, 14, 24, 100, 280):
+        styles = line_styles(n)
+        keys = [(s["color"], s["linestyle"], s["marker"]) for s in styles]
+        assert len(set(keys)) == n, n
+        # neighbours differ in colour, and no colour is used twice with the same dashes
+        assert all(a[0] != b[0] for a, b in zip(keys, keys[1:]))
+        if n <= 40:
+            assert len({k[:2] for k in keys}) == n
+
+
+def test_plot_histories_styles_labels_and_legend(tmp_path):
+    runs = {}
+    for i in range(14):
+        h = History()
+        for epoch in range(1, 4):
+            h.log_epoch(epoch=epoch, train_loss=10.0 ** -(epoch * (1 + i / 10)),
+                        valid_accuracy=0.1 * epoch)
+        runs[f"rule{i}"] = h
+    runs["twin"] = History.from_dict(runs["rule3"].to_dict())
+    fig = plot_histories(runs, ["train_loss", "valid_accuracy"], tmp_path / "f.png",
+                         logy="auto")
+    loss, accuracy = fig.axes
+    styles = {(line.get_color(), line.get_linestyle(), line.get_marker())
+              for line in loss.lines}
+    assert len(styles) == 15 and len(loss.lines) == 15
+    assert loss.get_yscale() == "log" and accuracy.get_yscale() == "linear"  # "auto"
+    assert loss.get_ylabel() == "training loss (mean cross-entropy, nats)"
+    assert accuracy.get_ylabel() == "validation accuracy (fraction correct)"
+    assert loss.get_xlabel() == "epoch"
+    assert loss.get_legend() is None and len(fig.legends) == 1  # one legend, for the figure
+    [legend] = fig.legends
+    texts = [text.get_text() for text in legend.get_texts()]
+    assert texts[:2] == ["rule0", "rule1"] and texts[-1] == "twin (= rule3)"
+    fig.canvas.draw()  # the legend lies right of every subplot, covering none
+    right_of_plots = max(ax.get_window_extent().x1 for ax in fig.axes)
+    assert legend.get_window_extent().x0 >= right_of_plots
 
 
 class _Terminal(io.StringIO):
