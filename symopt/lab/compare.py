@@ -45,7 +45,9 @@ __all__ = [
     "group_of",
     "learning_rates",
     "main",
+    "replot",
     "run",
+    "write_figures",
     "selected",
 ]
 
@@ -100,6 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--n-train", type=int, default=None,
                         help="use only this many training images")
     parser.add_argument("--batch-size", type=int, default=100, help="mini-batch size")
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw the figures of the run already in OUT (from its "
+                             "comparison.json and histories/), without training")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress display (by default a bar on a terminal, one line "
                              "per epoch with elapsed time and ETA in a log)")
@@ -173,12 +178,50 @@ def bar_chart(rows: list[dict], path: Path, title: str):
     return fig
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Run the comparison with parsed options; return the histories by form, the rows,
-    the output directory and the data."""
-    from symopt.lab import nn
+def write_figures(histories: dict, rows: list[dict], out: Path, *, epochs: int, network: str,
+                  data_source: str) -> None:
+    """``library.png``, ``texts.png`` and ``summary.png`` in ``out`` from the runs."""
     from symopt.lab.history import plot_histories
 
+    library = {n: h for n, h in histories.items() if group_of(n) == "library"}
+    texts = {n: h for n, h in histories.items() if group_of(n) != "library"}
+    for runs, filename, what in ((library, "library.png", "the library's rules"),
+                                 (texts, "texts.png", "the blog's and the book's forms")):
+        if runs:
+            plot_histories(runs, PLOTS, out / filename, ncols=2, figsize_per_plot=(5.5, 3.8),
+                           logy=["train_loss", "valid_loss"],
+                           title=f"{what}: {network}\n{data_source}")
+    bar_chart(rows, out / "summary.png",
+              f"final validation accuracy after {epochs} epochs, {data_source}")
+
+
+def replot(out: str | Path) -> None:
+    """Redraw the figures of an earlier run from ``out/comparison.json`` and
+    ``out/histories``, without training (``symopt compare --replot``)."""
+    import json
+
+    from symopt.lab.history import History
+
+    out = Path(out)
+    rows = json.loads((out / "comparison.json").read_text())
+    histories = {}
+    for row in rows:
+        stem = "".join(c if c.isalnum() or c in ".-" else "_" for c in row["rule"])
+        histories[row["rule"]] = History.from_json(out / "histories" / f"{stem}.json")
+    meta = next(iter(histories.values())).meta
+    write_figures(histories, rows, out, epochs=int(rows[0]["epochs"]),
+                  network=meta.get("network", "MLP").replace(" tanh", "") + " MLP",
+                  data_source=meta.get("data", ""))
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run the comparison with parsed options; return the histories by form, the rows,
+    the output directory and the data (with ``--replot``, only redraw the figures)."""
+    from symopt.lab import nn
+
+    if getattr(args, "replot", False):
+        replot(args.out)
+        return {"out": Path(args.out)}
     epochs = args.epochs if args.epochs is not None else (2 if args.quick else 10)
     hidden = args.hidden or (100 if args.quick else 600)
     sizes = dict(n_train=1000, n_valid=500, n_test=500) if args.quick else {}
@@ -213,16 +256,8 @@ def run(args: argparse.Namespace) -> dict:
               f"test accuracy {row.get('test_accuracy', float('nan')):.4f}, "
               f"compile {history.meta.get('compile_seconds', 0):.1f} s, "
               f"{row.get('seconds', 0):.0f} s in all", flush=True)
-    library = {n: h for n, h in histories.items() if group_of(n) == "library"}
-    texts = {n: h for n, h in histories.items() if group_of(n) != "library"}
-    for runs, filename, what in ((library, "library.png", "the library's rules"),
-                                 (texts, "texts.png", "the blog's and the book's forms")):
-        if runs:
-            plot_histories(runs, PLOTS, out / filename, ncols=2, figsize_per_plot=(5.5, 3.8),
-                           logy=["train_loss", "valid_loss"],
-                           title=f"{what}: 784-{hidden}-10 MLP\n{data.source}")
-    bar_chart(rows, out / "summary.png",
-              f"final validation accuracy after {epochs} epochs, {data.source}")
+    write_figures(histories, rows, out, epochs=epochs, network=f"784-{hidden}-10 MLP",
+                  data_source=data.source)
     ranked = sorted(rows,
                     key=lambda r: -np.nan_to_num(r.get("valid_accuracy", np.nan), nan=-1))
     best = ranked[0]

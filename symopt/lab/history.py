@@ -251,6 +251,24 @@ def line_styles(n: int) -> list[dict]:
     return styles
 
 
+#: Relative difference below which two runs' curves are drawn on top of each other
+#: (the legend says ``≈``): a fifth of a percent, under a pixel on any figure here.
+SAME_AS_DRAWN = 2e-3
+
+
+def _relation(a: dict, b: dict) -> str:
+    """``"="`` when two runs' curves are identical in every metric, ``"≈"`` when they are
+    within :data:`SAME_AS_DRAWN` of each other everywhere, else ``""``."""
+    if not a or a.keys() != b.keys() or any(a[m][1].shape != b[m][1].shape for m in a):
+        return ""
+    if all(np.array_equal(a[m][1], b[m][1], equal_nan=True) for m in a):
+        return "="
+    if all(np.allclose(a[m][1], b[m][1], rtol=SAME_AS_DRAWN, atol=0.0, equal_nan=True)
+           for m in a):
+        return "≈"
+    return ""
+
+
 def _is_decades(values: np.ndarray) -> bool:
     """True when the positive values span more than one decade (a log axis reads better)."""
     values = values[np.isfinite(values)]
@@ -266,7 +284,9 @@ def plot_histories(runs: Mapping[str, History], metrics: Sequence[str],
     Every run has its own colour, dash pattern and marker (:func:`line_styles`), the
     same in every subplot, and one legend for the figure sits outside the plots, on the
     right. Runs whose curves are identical in every metric drawn are named as such in
-    the legend (``book.sgd (= sgd)``): their lines lie on top of each other. Axes carry
+    the legend (``book.sgd (= sgd)``), and runs within :data:`SAME_AS_DRAWN` of an earlier
+    one everywhere get ``≈`` (``amsgrad (≈ adam)``): their lines lie on top of each
+    other. Axes carry
     their quantity and unit (:data:`AXIS_LABELS`).
 
     Matplotlib is used without pyplot, on an Agg canvas, so nothing changes the global
@@ -322,14 +342,16 @@ def plot_histories(runs: Mapping[str, History], metrics: Sequence[str],
                 xs = (history.column(x, table) if any(x in r for r in records)
                       else np.arange(1, len(ys) + 1))
                 curves[label][metric] = (xs, ys)
-    # a run identical to an earlier one in every metric drawn is named after it
+    # a run identical to an earlier one in every metric drawn is named after it ("="), and
+    # so is one within SAME_AS_DRAWN of it everywhere, on top of it at any figure size ("≈")
     legend_labels = {}
     for i, label in enumerate(runs):
-        twin = next((other for other in list(runs)[:i]
-                     if curves[other].keys() == curves[label].keys() and curves[label]
-                     and all(np.array_equal(curves[other][m][1], curves[label][m][1],
-                                            equal_nan=True) for m in curves[label])), None)
-        legend_labels[label] = label if twin is None else f"{label} (= {twin})"
+        legend_labels[label] = label
+        for other in list(runs)[:i]:
+            relation = _relation(curves[other], curves[label])
+            if relation:
+                legend_labels[label] = f"{label} ({relation} {other})"
+                break
     styles = dict(zip(runs, line_styles(len(runs)), strict=True))
     handles = {}
     for ax, metric in zip(axes, metrics):

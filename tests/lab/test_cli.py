@@ -87,3 +87,14 @@ def test_the_command_is_installed_as_symopt():
     done = subprocess.run([sys.executable, "-m", "symopt.lab.cli", "--help"],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and "compare" in done.stdout
+
+
+def test_compare_replot_redraws_the_committed_run_without_training(tmp_path):
+    import shutil
+
+    source = ROOT / "docs" / "results" / "compare_rules"
+    shutil.copy(source / "comparison.json", tmp_path / "comparison.json")
+    shutil.copytree(source / "histories", tmp_path / "histories")
+    assert cli.main(["compare", "--replot", "--out", str(tmp_path)]) == 0
+    for name in ("library.png", "texts.png", "summary.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG"), name

@@ -113,12 +113,16 @@ def test_plot_histories_styles_labels_and_legend(tmp_path):
                         valid_accuracy=0.1 * epoch)
         runs[f"rule{i}"] = h
     runs["twin"] = History.from_dict(runs["rule3"].to_dict())
+    near = History.from_dict(runs["rule5"].to_dict())
+    for record in near.epochs:
+        record["train_loss"] *= 1.001  # a tenth of a percent: drawn on top of rule5
+    runs["near"] = near
     fig = plot_histories(runs, ["train_loss", "valid_accuracy"], tmp_path / "f.png",
                          logy="auto")
     loss, accuracy = fig.axes
     styles = {(line.get_color(), line.get_linestyle(), line.get_marker())
               for line in loss.lines}
-    assert len(styles) == 15 and len(loss.lines) == 15
+    assert len(styles) == 16 and len(loss.lines) == 16
     assert loss.get_yscale() == "log" and accuracy.get_yscale() == "linear"  # "auto"
     assert loss.get_ylabel() == "training loss (mean cross-entropy, nats)"
     assert accuracy.get_ylabel() == "validation accuracy (fraction correct)"
@@ -126,7 +130,8 @@ def test_plot_histories_styles_labels_and_legend(tmp_path):
     assert loss.get_legend() is None and len(fig.legends) == 1  # one legend, for the figure
     [legend] = fig.legends
     texts = [text.get_text() for text in legend.get_texts()]
-    assert texts[:2] == ["rule0", "rule1"] and texts[-1] == "twin (= rule3)"
+    assert texts[:2] == ["rule0", "rule1"] and texts[-2:] == ["twin (= rule3)", "near (≈ rule5)"]
+    assert "(" not in " ".join(texts[:-2])  # rule i and rule i+1 differ by far more
     fig.canvas.draw()  # the legend lies right of every subplot, covering none
     right_of_plots = max(ax.get_window_extent().x1 for ax in fig.axes)
     assert legend.get_window_extent().x0 >= right_of_plots
