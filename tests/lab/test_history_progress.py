@@ -235,3 +235,34 @@ def test_non_finite_metadata_is_written_as_null(tmp_path):
     history.to_json(tmp_path / "h.json")
     assert json.loads((tmp_path / "h.json").read_text())["meta"] == {
         "test_accuracy": None, "rule": "sgd"}
+
+
+def test_progress_draws_a_bar_in_jupyter(monkeypatch):
+    """In a Jupyter kernel stderr is no terminal, yet a bar renders (tqdm.auto's widget)."""
+    import sys
+    import types
+
+    pytest.importorskip("tqdm")
+    shell = type("ZMQInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: shell))
+    made = []
+    monkeypatch.setattr("symopt.lab.progress._tqdm_class",
+                        lambda: lambda **kw: made.append(kw) or _FakeBar())
+    with Progress(3, stream=io.StringIO()) as bar:
+        bar.update(3, loss=0.5)
+    assert bar.mode == "tqdm" and made[0]["total"] == 3
+
+
+class _FakeBar:
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def update(self, n):
+        pass
+
+    def set_description_str(self, text, refresh=False):
+        pass
+
+    def close(self):
+        pass
