@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["AXIS_LABELS", "History", "line_styles", "plot_histories"]
+__all__ = ["AXIS_LABELS", "SAME_AS_DRAWN", "History", "line_styles", "plot_histories"]
 
 _TABLES = ("epochs", "steps")
 
