@@ -221,6 +221,9 @@ def fit_classifier(net, updates_fn, train_data, *, epochs: int, valid_data=None,
     evaluate = training.compile_evaluator(
         [x, y], {"loss": nn.categorical_crossentropy(log_p_eval, y),
                  "accuracy": nn.accuracy(log_p_eval, y)}, batch_size=2000)
+    # Numba compiles at the first call: count it, then train from the untouched values.
+    step.warm_up(*(a[:batch_size] for a in train_data))
+    evaluate(*(a[:batch_size] for a in (valid_data or train_data)))
     compile_s = time.monotonic() - started
     history = History(meta={**(meta or {}), "epochs_asked": epochs, "batch_size": batch_size,
                             "n_train": len(train_data[0]), "seed": seed,

@@ -225,6 +225,7 @@ class AMSGrad(Rule):
         v_{max} \leftarrow \max(v_{max}, v), \qquad
         \theta \leftarrow \theta - \frac{\eta}{1-\beta_1^t}
             \frac{m}{\sqrt{v_{max}}/\sqrt{1-\beta_2^t} + \epsilon}
+
     ``max_was_active`` records whether the maximum ever kept an older, larger value.
     """
 

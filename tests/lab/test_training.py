@@ -328,3 +328,30 @@ def test_mlp_with_dropout_batchnorm_and_early_stopping(fashion):
     # The restored parameters and running statistics reproduce the best epoch's accuracy.
     assert evaluate(x_va, y_va)["accuracy"] == pytest.approx(stopper.best, abs=1e-6)
     assert stopper.best > 0.72
+
+
+def test_warm_up_runs_the_step_once_and_leaves_every_value_as_it_was():
+    """The first call (where Numba compiles) counts as compile time, and training then
+    starts from exactly the values it would have started from without the warm-up."""
+    rng = np.random.default_rng(3)
+    x_all = rng.normal(size=(20, 3))
+    y_all = rng.normal(size=20)
+
+    def build():
+        w = pytensor.shared(np.zeros(3), name="w")
+        x, y = pt.matrix("x"), pt.vector("y")
+        loss = ((x @ w - y) ** 2).mean()
+        return training.compile_train_step([x, y], loss, [w], symopt.adam(learning_rate=0.1))
+
+    warmed, cold = build(), build()
+    shared = warmed.function.get_shared()
+    before = [np.array(v.get_value()) for v in shared]
+    assert {v.name for v in shared} >= {"w", "w.m", "w.v", "adam.t"}
+    seconds = warmed.warm_up(x_all[:5], y_all[:5])
+    assert seconds >= 0.0
+    for variable, value in zip(shared, before, strict=True):
+        np.testing.assert_array_equal(variable.get_value(), value, err_msg=variable.name)
+    for _ in range(3):
+        assert warmed(x_all[:5], y_all[:5]) == cold(x_all[:5], y_all[:5])
+    np.testing.assert_array_equal(warmed.params[0].get_value(), cold.params[0].get_value())
+    assert not np.all(warmed.params[0].get_value() == 0.0)  # the steps did move w
