@@ -362,7 +362,7 @@ class ReduceOnPlateau(Schedule):
 
 # In-graph schedules, symbolic functions of the rule's own step counter (saved with its
 # state): defined in symopt.step_schedules, reached from here.
-from symopt.step_schedules import (  # noqa: E402
+from symopt.step_schedules import (  # noqa: E402, F401 (re-exported)
     StepSchedule,
     constant,
     cosine_decay,

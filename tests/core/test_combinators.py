@@ -56,6 +56,9 @@ def np_adam(lr, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8):
     return init, update
 
 
+np_sgd = (lambda params: None, lambda grads, state, params: ([-LR * g for g in grads], state))
+
+
 def np_pick(items, chosen):
     return [x for x, c in zip(items, chosen) if c]
 
@@ -185,9 +188,7 @@ def np_rule(name):
     schedule = lambda n: np_warmup_cosine(n, **WARMUP)  # noqa: E731
     return {
         "partition": np_partition({"decay": adamw, "no_decay": adam}, ["decay", "no_decay"]),
-        "partition_dict": np_partition({"a": adam, "s": (lambda ps: None,
-                                                         lambda g, s, p: ([-LR * x for x in g], s))},
-                                       ["s", "a"]),
+        "partition_dict": np_partition({"a": adam, "s": np_sgd}, ["s", "a"]),
         "masked_rule": np_masked(adamw, [True, False], "freeze"),
         "masked_block": None,
         "multi_steps": np_multi_steps(np_adam(schedule), 3),
@@ -402,7 +403,8 @@ def test_lookahead_matches_optax(run, optax_run):
 def float32_rules(ps):
     schedule = symopt.schedules.warmup_cosine_decay(0.0, 0.1, 2, 10)
     return [
-        symopt.partition({"a": symopt.adamw(learning_rate=schedule), "b": symopt.sgd(learning_rate=0.1)},
+        symopt.partition({"a": symopt.adamw(learning_rate=schedule),
+                          "b": symopt.sgd(learning_rate=0.1)},
                          labels=lambda p: "a" if p.ndim > 1 else "b"),
         symopt.masked(symopt.adam(learning_rate=0.1), lambda p: p.ndim > 1),
         symopt.multi_steps(symopt.momentum(learning_rate=0.1), every=2),
