@@ -12,7 +12,9 @@ what it is for:
   :func:`symopt.regularize`; the weights' norm shrinks), max-norm after each step
   (:func:`symopt.apply_norm_constraint`; the largest incoming-weight norm stays at
   ``r``), dropout (the train-validation gap narrows), early stopping (the epoch it stops
-  at and the validation loss it keeps);
+  at and the validation loss it keeps), weight decay on the weights only
+  (:func:`symopt.masked`) and gradient accumulation over 4 mini-batches
+  (:func:`symopt.multi_steps`);
 - vanishing and exploding gradients, on a deep MLP (784-100-100-100-100-10): sigmoid
   with a small N(0, 0.01) initialisation against Xavier (Glorot) initialisation, He
   initialisation with ReLU, leaky ReLU and ELU, batch normalisation (the ratio of the
@@ -132,6 +134,13 @@ def overfitting(args, out: Path, data, epochs: int) -> list[dict]:
             updates, net.weights, max_norm)},
         "dropout (0.5)": {"net": {"dropout": 0.5, "input_dropout": 0.2}},
         "early stopping": {"early_stopping": True},
+        # the weight decay of AdamW-style training, on the weights only (not the biases)
+        "weight decay (weights only, 1e-3)": {"rule": symopt.chain(
+            symopt.masked(symopt.add_decayed_weights(1e-3), lambda p: p.ndim > 1),
+            symopt.momentum(learning_rate=0.01, momentum=0.9))},
+        # a batch of 400 on the memory of 100: the mean of 4 gradients, one step
+        "accumulation (4 x 100)": {"rule": symopt.multi_steps(
+            symopt.momentum(learning_rate=0.01, momentum=0.9), every=4)},
     }
     runs, rows = {}, []
     for label, options in _chosen(studies, args.only).items():
@@ -140,7 +149,7 @@ def overfitting(args, out: Path, data, epochs: int) -> list[dict]:
                                  restore_best=True) if options.get("early_stopping") else None)
         print(f"overfitting: {label}", flush=True)
         h = kit.fit_classifier(
-            net, rule, (data.x_train, data.y_train), valid_data=(data.x_valid, data.y_valid),
+            net, options.get("rule", rule), (data.x_train, data.y_train), valid_data=(data.x_valid, data.y_valid),
             test_data=(data.x_test, data.y_test), epochs=epochs, seed=args.seed,
             penalty=options.get("penalty"), post_updates=options.get("post_updates"),
             early_stopping=stopper, meta={"label": label}, progress=not args.no_progress,
@@ -168,7 +177,9 @@ def overfitting(args, out: Path, data, epochs: int) -> list[dict]:
               "train_* are means over the last epoch's mini-batches (with dropout on, and "
               "including the penalty in train_loss); max_unit_norm is the largest L2 norm "
               "of a unit's incoming weights (max-norm keeps it at r); the early-stopping "
-              "row reports the restored (best) parameters' test accuracy.")
+              "row reports the restored (best) parameters' test accuracy; weight decay "
+              "adds 1e-3 * W to the weights' gradients only (symopt.masked), accumulation "
+              "steps once per 4 mini-batches with their mean gradient (symopt.multi_steps).")
     return rows
 
 
@@ -220,7 +231,7 @@ def gradients(args, out: Path, data, epochs: int) -> list[dict]:
             rule = functools.partial(symopt.apply, chained)
         print(f"gradients: {label}", flush=True)
         h = kit.fit_classifier(
-            net, rule, (data.x_train, data.y_train), valid_data=(data.x_valid, data.y_valid),
+            net, options.get("rule", rule), (data.x_train, data.y_train), valid_data=(data.x_valid, data.y_valid),
             test_data=(data.x_test, data.y_test), epochs=epochs, seed=args.seed,
             monitor=True, record_steps=5, meta={"label": label, "learning_rate": rate},
             progress=not args.no_progress, log=None,

@@ -130,13 +130,15 @@ def test_compare_rules_covers_every_form(example):
 def test_slides_techniques(example, tmp_path):
     slides = example("slides_techniques")
     result = slides.main(["--quick", "--data", "embedded", "--epochs", "2",
-                          "--only", "max-norm,clip by norm", "--out", str(tmp_path),
+                          "--only", "max-norm,clip by norm,accumulation", "--out", str(tmp_path),
                           "--no-progress"])
     small = {r["rule"]: r for r in result["results"]["small"]}
     assert small["gradient descent"]["valid_accuracy"] > 0.8  # three blobs, chance 1/3
     assert small["+ l1 (0.001)"]["sum_abs_weights"] < small["gradient descent"]["sum_abs_weights"]
-    [max_norm] = result["results"]["overfitting"]
+    max_norm, accumulated = result["results"]["overfitting"]
     assert max_norm["max_unit_norm"] <= 1.0 + 1e-4
+    assert accumulated["rule"] == "accumulation (4 x 100)"
+    assert accumulated["valid_accuracy"] > 0.2  # ten classes; a quarter of the steps
     [clipped] = result["results"]["gradients"]
     assert clipped["max_update_norm"] <= clipped["learning_rate"] * 1.0 * (1 + 1e-4)
     assert clipped["max_grad_norm"] > 1.0  # the clipping did something
