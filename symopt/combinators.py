@@ -341,6 +341,12 @@ def ema(updates, decay=0.999, debias=True):
         The same kind as ``updates``, with ``<param>.ema`` (and ``<param>.average``) and
         ``ema.t`` appended. :func:`averages` finds the averages again.
 
+    References
+    ----------
+    B. T. Polyak and A. B. Juditsky (1992), "Acceleration of Stochastic Approximation by
+    Averaging", SIAM Journal on Control and Optimization 30(4).
+    https://doi.org/10.1137/0330046 ; optax's ``ema``, https://optax.readthedocs.io.
+
     Examples
     --------
     >>> import numpy as np, pytensor, symopt

@@ -165,6 +165,11 @@ def cosine_decay(init_value, decay_steps, alpha=0.0, exponent=1.0):
 
     .. math:: v(n) = v_0 \Big((1-\alpha)\, \big(\tfrac12 (1 + \cos(\pi \min(n, K)/K))
         \big)^{e} + \alpha\Big)
+
+    References
+    ----------
+    I. Loshchilov and F. Hutter (2017), "SGDR: Stochastic Gradient Descent with Warm
+    Restarts", ICLR 2017. https://arxiv.org/abs/1608.03983
     """
     init_value = _real(init_value, "init_value")
     steps = _count(decay_steps, "decay_steps", low=1)
@@ -211,6 +216,14 @@ def warmup_cosine_decay(init_value, peak_value, warmup_steps, decay_steps, end_v
 
     ``decay_steps`` counts the whole schedule, warm-up included (optax's
     ``warmup_cosine_decay_schedule``); from ``decay_steps`` on the value is ``end_value``.
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, pytensor.tensor as pt, symopt
+    >>> lr = symopt.schedules.warmup_cosine_decay(0.0, 1.0, warmup_steps=2, decay_steps=4)
+    >>> count = pt.lvector("count")
+    >>> pytensor.function([count], lr(count))(np.arange(6)).round(6)
+    array([0. , 0.5, 1. , 0.5, 0. , 0. ])
     """
     init_value, peak = _real(init_value, "init_value"), _real(peak_value, "peak_value")
     end_value = _real(end_value, "end_value")
@@ -253,6 +266,11 @@ def sgdr(cosine_kwargs):
 
     ``cosine_kwargs`` is a list of keyword dicts of :func:`warmup_cosine_decay`, one per
     cycle; each cycle lasts its ``decay_steps`` (optax's ``sgdr_schedule``).
+
+    References
+    ----------
+    I. Loshchilov and F. Hutter (2017), "SGDR: Stochastic Gradient Descent with Warm
+    Restarts", ICLR 2017. https://arxiv.org/abs/1608.03983
     """
     cycles = [warmup_cosine_decay(**kwargs) for kwargs in cosine_kwargs]
     if not cycles:
@@ -270,6 +288,11 @@ def one_cycle(transition_steps, peak_value, pct_start=0.3, div_factor=25.0,
     From ``peak_value / div_factor`` up to ``peak_value`` over the first ``pct_start`` of
     ``transition_steps``, then down to ``peak_value / (div_factor * final_div_factor)``,
     each leg a half cosine (optax's ``cosine_onecycle_schedule``).
+
+    References
+    ----------
+    L. N. Smith and N. Topin (2018), "Super-Convergence: Very Fast Training of Neural
+    Networks Using Large Learning Rates". https://arxiv.org/abs/1708.07120
     """
     steps = _count(transition_steps, "transition_steps", low=1)
     peak = _real(peak_value, "peak_value")
