@@ -119,6 +119,15 @@ def partition(rules, labels):
     return ConfiguredRule("partition", transform, {"rules": rules, "labels": labels})
 
 
+def _descends(transform):
+    """Whether ``transform``'s steps are descent steps (it holds a learning rate)."""
+    if isinstance(transform, ConfiguredRule):
+        return True
+    if transform.name.startswith("scale_by_learning_rate"):
+        return True
+    return any(_descends(part) for part in getattr(transform, "parts", ()))
+
+
 def masked(rule, mask, others=None):
     r"""Apply ``rule`` to the parameters ``mask`` selects; the others are left alone.
 
@@ -133,8 +142,9 @@ def masked(rule, mask, others=None):
     others : {"freeze", "pass"}, optional
         What the unselected parameters get. ``"freeze"``: a zero step, they do not move;
         ``"pass"``: their steps go through unchanged (optax's ``masked``), right for a block
-        inside a chain. By default ``"freeze"`` for a configured rule (whose steps are
-        descent steps) and ``"pass"`` for anything else.
+        inside a chain. By default ``"freeze"`` when ``rule`` makes descent steps (a
+        configured rule, ``scale_by_learning_rate``, or a chain holding one of them) and
+        ``"pass"`` for a block that transforms gradients.
 
     Returns
     -------
@@ -153,7 +163,7 @@ def masked(rule, mask, others=None):
     """
     block = as_transform(rule, "rule")
     if others is None:
-        others = "freeze" if isinstance(rule, ConfiguredRule) else "pass"
+        others = "freeze" if _descends(block) else "pass"
     if others not in ("freeze", "pass"):
         raise ValueError(f"others must be 'freeze' or 'pass', got {others!r}")
 

@@ -462,6 +462,21 @@ def test_the_issue_snippet_runs_as_written():
     assert isinstance(symopt.chain(symopt.clip_by_global_norm(1.0), opt), symopt.Transform)
 
 
+def test_masked_freezes_what_a_rule_would_step_and_passes_what_a_block_would():
+    from symopt.combinators import _descends
+
+    assert _descends(symopt.adam(learning_rate=0.1))
+    assert _descends(symopt.scale_by_learning_rate(0.1))
+    assert _descends(symopt.chain(symopt.clip_by_global_norm(1.0), symopt.adam()))
+    assert _descends(symopt.chain(symopt.scale_by_adam(), symopt.scale_by_learning_rate(0.1)))
+    assert not _descends(symopt.add_decayed_weights(0.1))
+    assert not _descends(symopt.chain(symopt.clip(1.0), symopt.scale_by_adam()))
+    W = pytensor.shared(np.ones(2), name="W")
+    for rule, others in [(symopt.chain(symopt.clip(1.0), symopt.sgd(learning_rate=0.1)),
+                          "freeze"), (symopt.clip(1.0), "pass")]:
+        assert symopt.masked(rule, {W: False}).hyperparameters["others"] == others
+
+
 def test_clear_errors():
     W = pytensor.shared(np.ones((2, 2)), name="W")
     b = pytensor.shared(np.ones(2), name="b")
