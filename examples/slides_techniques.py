@@ -149,7 +149,8 @@ def overfitting(args, out: Path, data, epochs: int) -> list[dict]:
                                  restore_best=True) if options.get("early_stopping") else None)
         print(f"overfitting: {label}", flush=True)
         h = kit.fit_classifier(
-            net, options.get("rule", rule), (data.x_train, data.y_train), valid_data=(data.x_valid, data.y_valid),
+            net, options.get("rule", rule), (data.x_train, data.y_train),
+            valid_data=(data.x_valid, data.y_valid),
             test_data=(data.x_test, data.y_test), epochs=epochs, seed=args.seed,
             penalty=options.get("penalty"), post_updates=options.get("post_updates"),
             early_stopping=stopper, meta={"label": label}, progress=not args.no_progress,
@@ -231,7 +232,7 @@ def gradients(args, out: Path, data, epochs: int) -> list[dict]:
             rule = functools.partial(symopt.apply, chained)
         print(f"gradients: {label}", flush=True)
         h = kit.fit_classifier(
-            net, options.get("rule", rule), (data.x_train, data.y_train), valid_data=(data.x_valid, data.y_valid),
+            net, rule, (data.x_train, data.y_train), valid_data=(data.x_valid, data.y_valid),
             test_data=(data.x_test, data.y_test), epochs=epochs, seed=args.seed,
             monitor=True, record_steps=5, meta={"label": label, "learning_rate": rate},
             progress=not args.no_progress, log=None,

@@ -86,10 +86,22 @@ def test_blog_mlp_trains_and_writes_everything(example, tmp_path):
     assert nonempty(tmp_path / "rules" / "blog.momentum.csv")
 
 
+def test_blog_mlp_modern_rules_train(example, tmp_path):
+    """Weight decay on the weights only, and Adam on a warm-up + cosine schedule."""
+    blog_mlp = example("blog_mlp")
+    result = blog_mlp.main(["--quick", "--data", "embedded", "--rules", "modern", "--epochs",
+                            "2", "--hidden", "32", "--n-train", "1000", "--out", str(tmp_path),
+                            "--no-progress"])
+    for history in result["groups"]["modern"].values():
+        assert history["train_loss"][-1] < history["train_loss"][0]
+        assert history.last("valid_accuracy") > 0.3  # ten classes: chance is 0.1; 20 steps
+
+
 def test_blog_mlp_rule_groups(example):
     blog_mlp = example("blog_mlp")
     assert blog_mlp.selected_groups("blog") == {"blog": ["blog.sgd", "blog.momentum", "blog.nag"]}
-    assert list(blog_mlp.selected_groups("all")) == ["blog", "book"]
+    assert list(blog_mlp.selected_groups("all")) == ["blog", "book", "modern"]
+    assert blog_mlp.learning_rate_for("modern.adam_warmup_cosine", None) == 1e-3
     assert blog_mlp.learning_rate_for("book.adadelta", None) == 1.0
     assert blog_mlp.learning_rate_for("blog.nag", None) == 0.01
     with pytest.raises(SystemExit):
