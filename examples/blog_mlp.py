@@ -80,7 +80,8 @@ def parse_args(argv=None):
     kit.add_data_argument(parser)
     parser.add_argument("--rules", default="blog",
                         help="'blog' (sgd, momentum, nag), 'book' (adagrad, adadelta, rmsprop, "
-                             "adam), 'all', or form names of symopt.lab.forms.FORMS, comma-separated")
+                             "adam), 'modern', 'all', or form names of symopt.lab.forms.FORMS, "
+                             "comma-separated")
     parser.add_argument("--book-epochs", type=int, default=None,
                         help="epochs for the book's rules (default: --epochs)")
     parser.add_argument("--learning-rate", type=float, default=None,
@@ -129,7 +130,10 @@ def learning_rate_for(name: str, override: float | None) -> float:
 
 
 def main(argv=None) -> dict:
-    """Run the study; return ``{"groups": {group: {rule: History}}, "rows": [...], "out": Path}``."""
+    """Run the study.
+
+    Returns ``{"groups": {group: {rule: History}}, "rows": [...], "out": Path}``.
+    """
     args = parse_args(argv)
     from symopt.lab import nn
     from symopt.lab.history import History, plot_histories

@@ -45,7 +45,8 @@ def parse_args(argv=None):
     parser = kit.base_parser(__doc__.split("\n")[0], out="results/slides_techniques", epochs=20)
     kit.add_data_argument(parser)
     parser.add_argument("--n-train", type=int, default=None,
-                        help="training images for the MLP studies (default 5000, 1000 with --quick)")
+                        help="training images for the MLP studies "
+                             "(default 5000, 1000 with --quick)")
     parser.add_argument("--parts", default="small,overfitting,gradients",
                         help="which studies to run, comma-separated")
     parser.add_argument("--only", default=None,
@@ -87,19 +88,22 @@ def small_network(args, out: Path, epochs: int) -> list[dict]:
     train, valid = (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
     runs, rows = {}, []
     for label, penalty in (("gradient descent", None),
-                           ("+ l1 (0.001)", lambda net: symopt.regularize(net.weights, symopt.l1, 0.001))):
+                           ("+ l1 (0.001)",
+                            lambda net: symopt.regularize(net.weights, symopt.l1, 0.001))):
         net = nn.MLP([2, 4, 3], activation="sigmoid", seed=args.seed)
         h = kit.fit_classifier(net, lambda loss, params: symopt.sgd(loss, params, 0.5), train,
                                valid_data=valid, epochs=epochs, batch_size=20, seed=args.seed,
                                penalty=penalty, meta={"label": label}, progress=False,
-                               save_to=out / "histories" / f"small_{label[:4].strip('+ ')}", log=None)
+                               save_to=out / "histories" / f"small_{label[:4].strip('+ ')}",
+                               log=None)
         runs[label] = h
         rows.append(kit.final_row(label, h, sum_abs_weights=float(
             sum(np.abs(w.get_value()).sum() for w in net.weights))))
     plot_histories(runs, ["train_loss", "valid_accuracy"], out / "small_network.png",
                    title="the slides' network: 2 features, 4 sigmoid hidden units, 3 outputs")
     kit.write_rows(rows, out / "small_network", title="The slides' small network on three blobs",
-                   notes="SGD, learning rate 0.5, batch 20; l1 adds 0.001 * sum |w| of the weights.")
+                   notes="SGD, learning rate 0.5, batch 20; l1 adds 0.001 * sum |w| of the "
+                         "weights.")
     return rows
 
 
@@ -130,8 +134,9 @@ def overfitting(args, out: Path, data, epochs: int) -> list[dict]:
         "baseline": {},
         "l1 (1e-4)": {"penalty": lambda net: symopt.regularize(net.weights, symopt.l1, 1e-4)},
         "l2 (1e-3)": {"penalty": lambda net: symopt.regularize(net.weights, symopt.l2, 1e-3)},
-        f"max-norm (r={max_norm})": {"post_updates": lambda updates, net: symopt.apply_norm_constraint(
-            updates, net.weights, max_norm)},
+        f"max-norm (r={max_norm})": {
+            "post_updates": lambda updates, net: symopt.apply_norm_constraint(
+                updates, net.weights, max_norm)},
         "dropout (0.5)": {"net": {"dropout": 0.5, "input_dropout": 0.2}},
         "early stopping": {"early_stopping": True},
         # the weight decay of AdamW-style training, on the weights only (not the biases)
@@ -170,7 +175,8 @@ def overfitting(args, out: Path, data, epochs: int) -> list[dict]:
                    title=f"overfitting remedies, {'-'.join(map(str, sizes))} ReLU MLP, "
                          f"{len(data.x_train)} training images")
     kit.write_rows(
-        rows, out / "overfitting", title="Overfitting: penalties, max-norm, dropout, early stopping",
+        rows, out / "overfitting",
+        title="Overfitting: penalties, max-norm, dropout, early stopping",
         columns=["rule", "epochs", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy",
                  "train_valid_gap", "test_accuracy", "sum_abs_weights", "sum_sq_weights",
                  "max_unit_norm", "best_epoch", "restored_valid_loss", "stopped"],
@@ -210,10 +216,10 @@ def gradients(args, out: Path, data, epochs: int) -> list[dict]:
         "leaky ReLU, He init": dict(activation="leaky_relu", init="he_normal"),
         "ELU, He init": dict(activation="elu", init="he_normal"),
         f"ReLU, lr {big_lr}, no clipping": dict(activation="relu", init="he_normal", lr=big_lr),
-        f"ReLU, lr {big_lr}, clip by value 0.1": dict(activation="relu", init="he_normal", lr=big_lr,
-                                                   clip=("value", 0.1)),
-        f"ReLU, lr {big_lr}, clip by norm 1.0": dict(activation="relu", init="he_normal", lr=big_lr,
-                                                  clip=("norm", 1.0)),
+        f"ReLU, lr {big_lr}, clip by value 0.1": dict(activation="relu", init="he_normal",
+                                                   lr=big_lr, clip=("value", 0.1)),
+        f"ReLU, lr {big_lr}, clip by norm 1.0": dict(activation="relu", init="he_normal",
+                                                  lr=big_lr, clip=("norm", 1.0)),
     }
     runs, rows = {}, []
     for label, options in _chosen(studies, args.only).items():
@@ -252,7 +258,8 @@ def gradients(args, out: Path, data, epochs: int) -> list[dict]:
                    title=f"vanishing/exploding gradients, {'-'.join(map(str, sizes))} MLP, SGD")
     kit.write_rows(
         rows, out / "gradients",
-        title="Vanishing and exploding gradients: initialisation, activations, batch norm, clipping",
+        title="Vanishing and exploding gradients: initialisation, activations, batch norm, "
+              "clipping",
         columns=["rule", "learning_rate", "epochs", "train_loss", "valid_accuracy", "test_accuracy",
                  "grad_norm_first_to_last", "max_grad_norm", "max_update_norm", "stopped"],
         notes=f"{data.describe()}. Plain SGD (learning rate {lr}, or {big_lr} for the clipping "
