@@ -80,7 +80,7 @@ def parse_args(argv=None):
     kit.add_data_argument(parser)
     parser.add_argument("--rules", default="blog",
                         help="'blog' (sgd, momentum, nag), 'book' (adagrad, adadelta, rmsprop, "
-                             "adam), 'modern', 'all', or form names of symopt.lab.forms.FORMS, "
+                             "adam), 'all', or form names of symopt.lab.forms.FORMS, "
                              "comma-separated")
     parser.add_argument("--book-epochs", type=int, default=None,
                         help="epochs for the book's rules (default: --epochs)")
