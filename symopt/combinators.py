@@ -47,6 +47,10 @@ def _per_param(what, mapping, params, name):
     if not isinstance(mapping, dict):
         raise TypeError(f"{name} must be a dict {{param: {what}}} or a function of a "
                         f"parameter, got {type(mapping).__name__}")
+    named = [k for k in mapping if isinstance(k, str)]
+    if named:
+        raise TypeError(f"{name} is keyed by {named[0]!r}, a name: key it by the shared "
+                        f"variables themselves ({{W: ...}}), or pass a function of a parameter")
     by_id = {id(k): v for k, v in mapping.items()}
     known = {id(p) for p in params}
     unknown = [describe(k) for k in mapping if id(k) not in known]

@@ -488,6 +488,8 @@ def test_clear_errors():
         symopt.partition({"a": symopt.sgd()}, labels={W: "a"})(loss, [W, b])
     with pytest.raises(ValueError, match="mask names TensorSharedVariable 'other'"):
         symopt.masked(symopt.sgd(), {W: True, b: False, other: True})(loss, [W, b])
+    with pytest.raises(TypeError, match="labels is keyed by 'W', a name"):
+        symopt.partition({"a": symopt.sgd()}, labels={"W": "a", "b": "a"})(loss, [W, b])
     with pytest.raises(ValueError, match="mask has no True or False for"):
         symopt.masked(symopt.sgd(), {W: True})(loss, [W, b])
     with pytest.raises(TypeError, match="must be True or False"):
