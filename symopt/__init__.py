@@ -13,6 +13,8 @@ The library, layer by layer (each a module whose name says what is in it):
   configured rules;
 - :mod:`symopt.blocks`: the building blocks (``scale_by_adam``, ``trace``, ...);
 - :mod:`symopt.rules`: the update rules and :data:`RULES`, the one registry of them;
+- :mod:`symopt.combinators`: rules made of rules (per-group rules, masks, gradient
+  accumulation, lookahead, parameter averages);
 - :mod:`symopt.constraints`: clipping and norm constraints;
 - :mod:`symopt.wrappers`: updates to updates (momentum on top, norm constraints, the
   NaN guard);
@@ -47,6 +49,7 @@ from symopt.blocks import (
     scale_by_rprop,
     trace,
 )
+from symopt.combinators import averages, ema, lookahead, masked, multi_steps, partition
 from symopt.constraints import (
     clip,
     clip_by_global_norm,
@@ -93,10 +96,13 @@ __all__ = [
     # building blocks
     "add_decayed_weights", "identity", "negate", "scale", "scale_by_adadelta",
     "scale_by_adagrad", "scale_by_adam", "scale_by_adamax", "scale_by_amsgrad",
-    "scale_by_learning_rate", "scale_by_lion", "scale_by_nadam", "scale_by_rms", "scale_by_rprop", "trace",
+    "scale_by_learning_rate", "scale_by_lion", "scale_by_nadam", "scale_by_rms", "scale_by_rprop",
+    "trace",
     # the rules and their registry
     "KINDS", "RULES", "adadelta", "adagrad", "adam", "adamax", "adamw", "amsgrad", "lion",
     "momentum", "nadam", "nesterov_momentum", "rmsprop", "rprop", "sgd",
+    # rules made of rules
+    "averages", "ema", "lookahead", "masked", "multi_steps", "partition",
     # clipping and constraints
     "clip", "clip_by_global_norm", "clip_by_value", "norm_constraint",
     "total_norm_constraint",

@@ -16,6 +16,7 @@ import pytensor.tensor as pt
 
 from symopt._checks import as_scalar, check_hyper
 from symopt.state import param_state, step_counter
+from symopt.step_schedules import StepSchedule
 from symopt.transform import Transform
 
 __all__ = [
@@ -66,11 +67,26 @@ def negate():
 def scale_by_learning_rate(learning_rate):
     r"""Turn gradient-like steps into descent steps: :math:`s \leftarrow -\eta\, s`.
 
-    This is the one place where the sign is flipped.
+    This is the one place where the sign is flipped. ``learning_rate`` may be a
+    :class:`symopt.schedules.StepSchedule`: then :math:`\eta = \eta(n)` with :math:`n` a
+    counter of this block's own, ``learning_rate.t`` (0 at the first step, as in optax),
+    saved and restored with the rest of the state.
     """
+    if isinstance(learning_rate, StepSchedule):
+        return _scheduled_learning_rate(learning_rate)
     check_hyper(learning_rate, "learning_rate", low=0)
     return _elementwise(lambda s, p: -(as_scalar(learning_rate, p.dtype) * s),
                         "scale_by_learning_rate")
+
+
+def _scheduled_learning_rate(schedule):
+    def transform(steps, params):
+        count = step_counter("learning_rate")
+        rate = schedule(count)
+        new_steps = [-(as_scalar(rate, p.dtype) * s) for s, p in zip(steps, params, strict=True)]
+        return new_steps, [(count, count + 1)]
+
+    return Transform(transform, elementwise=True, name=f"scale_by_learning_rate({schedule!r})")
 
 
 def add_decayed_weights(weight_decay):

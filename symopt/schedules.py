@@ -358,3 +358,20 @@ class ReduceOnPlateau(Schedule):
     def reset(self) -> None:
         super().reset()
         self._reset_counters()
+
+
+# In-graph schedules, symbolic functions of the rule's own step counter (saved with its
+# state): defined in symopt.step_schedules, reached from here.
+from symopt.step_schedules import (  # noqa: E402, F401 (re-exported)
+    StepSchedule,
+    constant,
+    cosine_decay,
+    exponential_decay,
+    join,
+    linear,
+    one_cycle,
+    piecewise_constant,
+    polynomial,
+    sgdr,
+    warmup_cosine_decay,
+)

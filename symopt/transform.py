@@ -139,8 +139,10 @@ def chain(*transforms):
             state += block_state
         return steps, state
 
-    return Transform(transform, elementwise=all(b.elementwise for b in blocks),
-                     name=f"chain({', '.join(map(repr, blocks))})")
+    chained = Transform(transform, elementwise=all(b.elementwise for b in blocks),
+                        name=f"chain({', '.join(map(repr, blocks))})")
+    chained.parts = tuple(blocks)
+    return chained
 
 
 def apply(transform, loss_or_grads, params, fuse=False):

@@ -86,10 +86,22 @@ def test_blog_mlp_trains_and_writes_everything(example, tmp_path):
     assert nonempty(tmp_path / "rules" / "blog.momentum.csv")
 
 
+def test_blog_mlp_modern_rules_train(example, tmp_path):
+    """Weight decay on the weights only, and Adam on a warm-up + cosine schedule."""
+    blog_mlp = example("blog_mlp")
+    result = blog_mlp.main(["--quick", "--data", "embedded", "--rules", "modern", "--epochs",
+                            "2", "--hidden", "32", "--n-train", "1000", "--out", str(tmp_path),
+                            "--no-progress"])
+    for history in result["groups"]["modern"].values():
+        assert history["train_loss"][-1] < history["train_loss"][0]
+        assert history.last("valid_accuracy") > 0.3  # ten classes: chance is 0.1; 20 steps
+
+
 def test_blog_mlp_rule_groups(example):
     blog_mlp = example("blog_mlp")
     assert blog_mlp.selected_groups("blog") == {"blog": ["blog.sgd", "blog.momentum", "blog.nag"]}
-    assert list(blog_mlp.selected_groups("all")) == ["blog", "book"]
+    assert list(blog_mlp.selected_groups("all")) == ["blog", "book", "modern"]
+    assert blog_mlp.learning_rate_for("modern.adam_warmup_cosine", None) == 1e-3
     assert blog_mlp.learning_rate_for("book.adadelta", None) == 1.0
     assert blog_mlp.learning_rate_for("blog.nag", None) == 0.01
     with pytest.raises(SystemExit):
@@ -130,13 +142,15 @@ def test_compare_rules_covers_every_form(example):
 def test_slides_techniques(example, tmp_path):
     slides = example("slides_techniques")
     result = slides.main(["--quick", "--data", "embedded", "--epochs", "2",
-                          "--only", "max-norm,clip by norm", "--out", str(tmp_path),
+                          "--only", "max-norm,clip by norm,accumulation", "--out", str(tmp_path),
                           "--no-progress"])
     small = {r["rule"]: r for r in result["results"]["small"]}
     assert small["gradient descent"]["valid_accuracy"] > 0.8  # three blobs, chance 1/3
     assert small["+ l1 (0.001)"]["sum_abs_weights"] < small["gradient descent"]["sum_abs_weights"]
-    [max_norm] = result["results"]["overfitting"]
+    max_norm, accumulated = result["results"]["overfitting"]
     assert max_norm["max_unit_norm"] <= 1.0 + 1e-4
+    assert accumulated["rule"] == "accumulation (4 x 100)"
+    assert accumulated["valid_accuracy"] > 0.2  # ten classes; a quarter of the steps
     [clipped] = result["results"]["gradients"]
     assert clipped["max_update_norm"] <= clipped["learning_rate"] * 1.0 * (1 + 1e-4)
     assert clipped["max_grad_norm"] > 1.0  # the clipping did something
