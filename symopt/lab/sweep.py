@@ -19,7 +19,9 @@ How it works, and what it promises:
   scheduler.
 - **Each worker compiles each graph once.** A run's graph depends on the problem, the
   rule, the dtype and the backend; learning rates and the other numeric hyperparameters
-  are shared variables set per run (:mod:`symopt.lab.sweep_worker`).
+  are shared variables set per run (:mod:`symopt.lab.sweep_worker`). Runs are submitted
+  with different graphs first (:func:`interleave_graphs`), so that a graph is compiled
+  cold on one worker and loaded from PyTensor's disk cache by the others.
 - **Results survive.** Each finished run is appended by this (the client) process to
   ``results.jsonl`` in ``out`` as one JSON line, fsync'ed, keyed by its config
   (:mod:`symopt.lab.sweep_log`). Running the same command again runs only what is not
@@ -48,6 +50,7 @@ network disk share it too.
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import math
 import os
@@ -65,11 +68,13 @@ from symopt.lab.sweep_grid import (
     config_key,
     default_learning_rate,
     expand_grid,
+    graph_key,
 )
 from symopt.lab.sweep_log import ResultsLog, write_json_atomic
 from symopt.lab.sweep_problems import ProblemBuildError, build_problem
 
-__all__ = ["ProblemBuildError", "SweepResult", "SweepSpecError", "default_workers", "sweep"]
+__all__ = ["ProblemBuildError", "SweepResult", "SweepSpecError", "default_workers",
+           "interleave_graphs", "sweep"]
 
 #: Most curve points a record keeps (longer runs average or sample their steps).
 CURVE_POINTS = 200
@@ -89,7 +94,9 @@ class SweepResult:
 
     ``records`` are the grid's runs that are in the results file (done now or before),
     ``new`` and ``skipped`` count the runs done by this call and those found done,
-    ``failures`` the runs that raised (with their error), ``paths`` the files written.
+    ``failures`` the runs that raised (with their error), ``paths`` the files written,
+    ``timings`` the seconds spent starting the cluster (from the call), running the
+    runs (first submission to last result) and writing the report.
     """
 
     out: Path
@@ -100,6 +107,7 @@ class SweepResult:
     paths: dict = field(default_factory=dict)
     seconds: float = 0.0
     cluster: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
 
     @property
     def ok(self):
@@ -224,6 +232,25 @@ def _append_failure(directory, failure):
         os.close(fd)
 
 
+def interleave_graphs(configs):
+    """The runs in an order that starts different graphs first: one run of each graph in
+    turn (round-robin), each graph's runs in their own order.
+
+    Workers take tasks in about the order they are submitted. Grouped by graph, two idle
+    workers would both compile the first graph at once, cold; interleaved, each cold
+    compile happens on one worker while the others compile other graphs, and the later
+    compiles of the same graph on other workers load PyTensor's disk cache (a second or
+    so, against tens of seconds cold).
+    """
+    groups = {}
+    for config in configs:
+        groups.setdefault(graph_key(config), []).append(config)
+    ordered = []
+    for turn in itertools.zip_longest(*groups.values()):
+        ordered += [c for c in turn if c is not None]
+    return ordered
+
+
 def _run_on_cluster(client, todo, curve_every, retries, log, progress, say):
     """Submit every run, record each as it finishes; return the failures."""
     from dask.distributed import as_completed
@@ -232,7 +259,7 @@ def _run_on_cluster(client, todo, curve_every, retries, log, progress, say):
 
     nonce = uuid.uuid4().hex[:8]
     futures = {}
-    for config in todo:
+    for config in interleave_graphs(todo):
         key = config_key(config)
         future = client.submit(run_config, config, curve_every, key=f"symopt-run-{key}-{nonce}",
                                pure=False, retries=retries)
@@ -385,7 +412,7 @@ def sweep(problems, rules, learning_rates=("default",), grid=None, seeds=(0,), *
         skipped = len(configs) - len(todo)
         say(f"sweep: {len(configs)} runs in the grid, {skipped} already in "
             f"{log.path}, {len(todo)} to run")
-        cluster_info, failures = {}, []
+        cluster_info, failures, timings = {}, [], {}
         if dry_run:
             cluster_info = {"dry_run": len(todo)}
         elif todo:
@@ -396,10 +423,13 @@ def sweep(problems, rules, learning_rates=("default",), grid=None, seeds=(0,), *
                 say(f"sweep: connecting to {scheduler}" if scheduler else
                     f"sweep: starting a local Dask cluster of {n} worker processes")
                 client, cluster = _start_client(n, threads_per_worker, scheduler)
+            timings["cluster_start"] = time.monotonic() - started
             bar = _Progress(len(todo), progress)
             try:
                 cluster_info = _cluster_info(client)
+                runs_started = time.monotonic()
                 failures = _run_on_cluster(client, todo, curve_every, retries, log, bar, say)
+                timings["runs"] = time.monotonic() - runs_started
             except KeyboardInterrupt:
                 bar.close()
                 say(f"sweep: interrupted; {len(log.records)} runs are safe in {log.path}; "
@@ -416,7 +446,7 @@ def sweep(problems, rules, learning_rates=("default",), grid=None, seeds=(0,), *
 
     result = SweepResult(out, grid_records, new=max(new, 0), skipped=skipped,
                          failures=failures, seconds=time.monotonic() - started,
-                         cluster=cluster_info)
+                         cluster=cluster_info, timings=timings)
     if dry_run:
         return result
     defaults = {}
@@ -425,6 +455,13 @@ def sweep(problems, rules, learning_rates=("default",), grid=None, seeds=(0,), *
             defaults[rule] = default_learning_rate(rule)
         except SweepSpecError:
             pass
+    if report:
+        from symopt.lab.sweep_report import write_report
+
+        report_started = time.monotonic()
+        result.paths.update(write_report(grid_records, out, defaults=defaults,
+                                         command=command))
+        timings["report"] = time.monotonic() - report_started
     meta = {
         "command": command,
         "grid": {"problems": list(problems), "rules": list(dict.fromkeys(c["rule"]
@@ -433,9 +470,12 @@ def sweep(problems, rules, learning_rates=("default",), grid=None, seeds=(0,), *
                                     for lr in learning_rates],
                  "grid": dict(grid or {}), "seeds": list(seeds), "steps": steps,
                  "dtype": dtype, "backend": backend, "data": data,
-                 "divergence_factor": divergence_factor, "eval_every": eval_every},
+                 "divergence_factor": (divergence_factor if math.isfinite(divergence_factor)
+                                       else None),
+                 "eval_every": eval_every},
         "runs": len(configs), "new": result.new, "skipped": skipped,
         "failures": len(failures), "seconds": round(result.seconds, 3),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
         "cluster": cluster_info, "keys": keys,
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),
@@ -444,11 +484,6 @@ def sweep(problems, rules, learning_rates=("default",), grid=None, seeds=(0,), *
 
     meta["versions"] = environment_metadata()
     result.paths["sweep.json"] = write_json_atomic(out / "sweep.json", meta)
-    if report:
-        from symopt.lab.sweep_report import write_report
-
-        result.paths.update(write_report(grid_records, out, defaults=defaults,
-                                         command=command))
     counts = Counter(f["error"] for f in failures)
     for message, n in counts.items():
         say(f"sweep: {n} run(s) failed: {message}")

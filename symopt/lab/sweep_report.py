@@ -54,16 +54,22 @@ __all__ = [
     "write_report",
 ]
 
+# Matplotlib's tab10, then ColorBrewer's Dark2 and two more: 20 colours; the second ten
+# rules are drawn dashed, so they differ from the first ten in hue and in line.
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-            "#7f7f7f", "#bcbd22", "#17becf"]
+            "#7f7f7f", "#bcbd22", "#17becf",
+            "#000000", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
+            "#a6761d", "#666666", "#00008b"]
 _LINESTYLES = ["-", "--", "-.", ":"]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h"]
 
 
 def rule_styles(rules):
-    """A colour, line style and marker for each rule: 10 colours x 4 styles x 11 markers,
-    no two of the first 40 rules alike in colour and style, none alike within 220."""
-    return {rule: {"color": _COLOURS[i % 10], "linestyle": _LINESTYLES[i % 4],
+    """A colour, line style and marker for each rule, in the order given: 20 colours,
+    a line style per block of ten rules (solid, dashed, dash-dot, dotted) and 11 markers:
+    no two of the first 40 rules share colour and line style, and beyond that the
+    markers still tell them apart."""
+    return {rule: {"color": _COLOURS[i % 20], "linestyle": _LINESTYLES[(i // 10) % 4],
                    "marker": _MARKERS[i % 11]}
             for i, rule in enumerate(rules)}
 
@@ -389,7 +395,9 @@ def plot_performance_profile(results, path, styles=None, title=None):
     styles = styles or rule_styles(sorted(fractions))
     fig = _figure()
     ax = fig.add_subplot()
-    for rule, fr in fractions.items():
+    for rule in [r for r in styles if r in fractions] + [r for r in fractions
+                                                          if r not in styles]:
+        fr = fractions[rule]
         st = styles.get(rule, {"color": None, "linestyle": "-"})
         ax.step(taus, fr, where="post", color=st["color"], linestyle=st["linestyle"],
                 label=rule, linewidth=1.6)

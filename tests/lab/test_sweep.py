@@ -16,7 +16,7 @@ import symopt
 from symopt.lab import sweep_worker
 from symopt.lab.cli import build_parser, main
 from symopt.lab.problems import make_problem
-from symopt.lab.sweep import _Progress, sweep
+from symopt.lab.sweep import _Progress, interleave_graphs, sweep
 from symopt.lab.sweep_grid import (
     SweepSpecError,
     check_rule_settings,
@@ -415,6 +415,17 @@ def test_the_command_reports_a_bad_grid_or_problem_once_and_exits_2(tmp_path, ca
     err = capsys.readouterr().err
     assert err.count("failed to build") == 1 and "broken on purpose" in err
     assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_runs_are_submitted_with_different_graphs_first():
+    configs = expand_grid(["toy"], ["sgd", "adam", "momentum"], [0.01, 0.1], seeds=[0, 1])
+    order = [(c["rule"], c["hyperparameters"]["learning_rate"], c["seed"])
+             for c in interleave_graphs(configs)]
+    assert order[:3] == [("sgd", 0.01, 0), ("adam", 0.01, 0), ("momentum", 0.01, 0)]
+    assert sorted(order) == sorted((c["rule"], c["hyperparameters"]["learning_rate"],
+                                    c["seed"]) for c in configs)
+    assert [o for o in order if o[0] == "adam"] == [("adam", 0.01, 0), ("adam", 0.01, 1),
+                                                    ("adam", 0.1, 0), ("adam", 0.1, 1)]
 
 
 def test_a_dry_run_counts_the_runs_left(tmp_path):
