@@ -24,6 +24,7 @@ data). A diverged run counts as an infinite loss.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -172,15 +173,31 @@ def plot_defaults_vs_tuned(results, path):
     return Path(path)
 
 
+def last_grid(records, directory, all_records=False):
+    """The records of the grid of the last sweep into ``directory`` (the keys its
+    ``sweep.json`` lists), so that every rule is tuned over the same learning rates even
+    when the results file holds other runs; all of them with ``all_records`` or without a
+    ``sweep.json``."""
+    meta = Path(directory) / "sweep.json"
+    if all_records or not meta.exists():
+        return records
+    keys = set(json.loads(meta.read_text())["keys"])
+    return [r for r in records if r["key"] in keys]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("directory", nargs="?", default="docs/results/sweep",
                         help="a sweep's output directory (with results.jsonl)")
+    parser.add_argument("--all-records", action="store_true",
+                        help="read every record in results.jsonl, not only the grid of the "
+                             "last sweep in the directory (its sweep.json)")
     args = parser.parse_args(argv)
     directory = Path(args.directory)
     records, problems = read_records(directory / "results.jsonl")
     for message in problems:
         print(message)
+    records = last_grid(records, directory, args.all_records)
     if not records:
         raise SystemExit(f"no records in {directory / 'results.jsonl'}")
     results = analyse(collect(records))
