@@ -138,7 +138,7 @@ def plot_defaults_vs_tuned(results, path):
     rules = sorted({rule for by_rule in results.values() for rule in by_rule})
     styles = rule_styles(rules)
     fig = _figure(width=4.0 * len(problems) + 1.5, height=4.8)
-    axes = fig.subplots(1, len(problems), squeeze=False)[0]
+    axes = fig.subplots(1, len(problems), squeeze=False, sharey=True)[0]
     for ax, problem in zip(axes, problems):
         by_rule = results[problem]
         finite = [v for e in by_rule.values() for v in (e["default"], e["tuned"])
@@ -161,11 +161,11 @@ def plot_defaults_vs_tuned(results, path):
             ax.axvline(best_default, color="black", linestyle="--", linewidth=1)
         if finite and max(finite) / min(finite) >= 10:
             ax.set_xscale("log")
-        ax.set_yticks(range(len(rules)))
-        ax.set_yticklabels(rules, fontsize="small")
         ax.set_xlabel("final loss (median over seeds)")
         ax.set_title(problem)
         ax.grid(True, axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(rules)))
+    axes[0].set_yticklabels(rules, fontsize="small")
     axes[0].set_ylabel("rule (open: at its default; filled: tuned; x: diverged)")
     _legend_outside(axes[-1])
     fig.suptitle("Each rule at its default and tuned; dashed: the best rule at its default")
