@@ -5,8 +5,8 @@ its handler (``handler(args) -> exit status``); :data:`SUBCOMMANDS` lists them, 
 adding a subcommand is adding a function there. ``symopt <subcommand> --help`` describes
 every option.
 
-Exit status: 0 when everything asked for was done, 1 when some runs failed, 2 for a
-usage error (a bad option or grid, a problem that does not build).
+Exit status: 0 when everything asked for was done, 1 when some runs or checks failed, 2
+for a usage error.
 """
 
 from __future__ import annotations
@@ -128,7 +128,19 @@ def add_sweep(subparsers):
 
 
 def run_sweep(args):
-    """The handler of ``symopt sweep``."""
+    """The handler of ``symopt sweep``: a bad grid or option, a problem that does not build
+    or an output directory in use by another sweep is a usage error (exit status 2)."""
+    from symopt.lab.sweep_grid import SweepSpecError
+    from symopt.lab.sweep_log import SweepLockedError
+    from symopt.lab.sweep_problems import ProblemBuildError
+
+    try:
+        return _run_sweep(args)
+    except (SweepSpecError, ProblemBuildError, SweepLockedError) as err:
+        raise _UsageError(str(err)) from None
+
+
+def _run_sweep(args):
     from symopt.lab.sweep import sweep
     from symopt.lab.sweep_grid import parse_grid_option, parse_seeds, parse_values, split_list
 
@@ -152,6 +164,10 @@ def run_sweep(args):
     return 0 if result.ok else 1
 
 
+class _UsageError(Exception):
+    """A request that cannot be run as given (exit status 2)."""
+
+
 #: The subcommands, each a function adding its parser; add new ones here.
 SUBCOMMANDS = [add_sweep]
 
@@ -169,17 +185,13 @@ def build_parser():
 
 def main(argv=None):
     """Run ``symopt`` with ``argv`` (``sys.argv[1:]`` by default); return its exit status."""
-    from symopt.lab.sweep_grid import SweepSpecError
-    from symopt.lab.sweep_log import SweepLockedError
-    from symopt.lab.sweep_problems import ProblemBuildError
-
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["symopt", *argv])
     try:
         return args.handler(args)
-    except (SweepSpecError, ProblemBuildError, SweepLockedError) as err:
+    except _UsageError as err:
         print(f"symopt {args.subcommand}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
