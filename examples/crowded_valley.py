@@ -7,7 +7,7 @@ script asks the same two questions of a ``symopt sweep`` (by default the one in
 ``docs/results/sweep``, made by)::
 
     symopt sweep --problem quadratic_deep,logistic,mlp --rules all \\
-        --learning-rates default,log:1e-4:1:9 --seeds 0-4 --steps 200 --dtype float32 \\
+        --learning-rates default,log:1e-4:1:5 --seeds 0-4 --steps 200 --dtype float32 \\
         --curve-every 10 --workers 2 --out docs/results/sweep --progress lines
     python examples/crowded_valley.py docs/results/sweep
 
