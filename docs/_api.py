@@ -21,7 +21,8 @@ SKIPPED = {"symopt.__main__"}
 SECTIONS = [
     ("The library", ["symopt", "symopt.transform", "symopt.blocks", "symopt.rules",
                      "symopt.constraints", "symopt.wrappers", "symopt.regularization",
-                     "symopt.schedules", "symopt.state", "symopt.grads"]),
+                     "symopt.schedules", "symopt.step_schedules", "symopt.combinators",
+                     "symopt.state", "symopt.grads"]),
     ("Beyond first order", ["symopt.second_order"]),
     ("The fused multi-tensor backend", ["symopt.fused"]),
     ("The source texts' forms", ["symopt.texts"]),

@@ -143,20 +143,162 @@ def run_curves(args):
     return subprocess.run(command, cwd=root).returncode
 
 
+# ---------------------------------------------------------------------------------------
+# symopt sweep
+# ---------------------------------------------------------------------------------------
+
+_SWEEP_EPILOG = """\
+examples:
+  symopt sweep --problem quadratic --rules sgd,adam --learning-rates 0.01,0.1 \\
+               --seeds 0,1 --steps 50 --workers 2 --out results/sweep
+  symopt sweep --problem quadratic --rules sgd,adam --learning-rates 0.01,0.1 \\
+               --seeds 0,1 --steps 50 --scheduler tcp://host:8786 --out results/sweep
+  symopt sweep --problem quadratic_deep,logistic --rules all \\
+               --learning-rates default,log:1e-4:1:9 --seeds 0-4 --steps 200
+  symopt sweep --problem my_package.problems:ridge --rules adam \\
+               --grid beta2=0.99,0.999 --learning-rates log:1e-3:1e-1:5
+
+values: numbers separated by commas; log:START:STOP:COUNT for COUNT log-spaced values
+from START to STOP; default for each rule's own default; true/false.
+
+user problems: package.module:function, called as function(dtype="float64") on the
+client and on each worker (which must be able to import it); it returns
+(loss, params), a symopt.lab.sweep_problems.SweepProblem or a symopt.lab.problems.Problem.
+See symopt.lab.sweep_problems.
+
+output (in --out): results.jsonl (one JSON record per run, appended; re-running the
+same command runs only what is missing), failures.jsonl, sweep.json, summary.md and
+summary.csv, learning_rates_<problem>.png, curves_<problem>.png, profile.png (two or
+more problems).
+"""
+
+
+def add_sweep(subparsers):
+    """``symopt sweep``: train a grid of rules x hyperparameters x seeds x problems."""
+    from symopt.lab.sweep_problems import problem_names
+
+    p = subparsers.add_parser(
+        "sweep", formatter_class=_Formatter, epilog=_SWEEP_EPILOG,
+        help="train a grid of rules, learning rates, seeds and problems on Dask",
+        description="Train every combination of rules, learning rates (and other "
+                    "hyperparameters), seeds and problems as Dask tasks, on a local "
+                    "cluster or an existing one; append one record per run to "
+                    "OUT/results.jsonl (resuming where a previous run stopped) and write "
+                    "a summary table and figures.")
+    what = p.add_argument_group("what to run")
+    what.add_argument("--problem", action="append", required=True, metavar="PROBLEMS",
+                      help="problems, separated by commas (repeatable): the lab's "
+                           f"({', '.join(problem_names())}) or package.module:function")
+    what.add_argument("--rules", action="append", required=True, metavar="RULES",
+                      help="rules, separated by commas (repeatable): names in symopt.RULES "
+                           "or symopt.lab.forms.FORMS, 'all' (every library rule) or "
+                           "'forms' (every form)")
+    what.add_argument("--learning-rates", default="default", metavar="VALUES",
+                      help="learning rates: numbers, log:START:STOP:COUNT, and/or default "
+                           "(each rule's own)")
+    what.add_argument("--grid", action="append", default=[], metavar="NAME=VALUES",
+                      help="another hyperparameter and its values, e.g. beta2=0.99,0.999 "
+                           "(repeatable; applies to the rules that have it)")
+    what.add_argument("--seeds", default="0", metavar="SEEDS",
+                      help="seeds: whole numbers and ranges, e.g. 0,1 or 0-4")
+    what.add_argument("--steps", type=int, default=100,
+                      help="training steps (mini-batches for problems with data) per run")
+    what.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                      help="float type of parameters and data")
+    what.add_argument("--backend", choices=["numba", "c", "default"], default="numba",
+                      help="PyTensor backend: Numba, the C virtual machine, or PyTensor's "
+                           "default mode")
+    what.add_argument("--data", default="embedded", metavar="DATA",
+                      help="image data for logistic and mlp: embedded (the Fashion-MNIST "
+                           "subset shipped with symopt), full (the full Fashion-MNIST in "
+                           "/usr/share/datasets/fashion-mnist) or a directory of IDX files")
+    what.add_argument("--divergence-factor", type=float, default=1e4, metavar="F",
+                      help="a run diverges when its loss is not finite or exceeds its first "
+                           "loss by F times that loss's size (inf: only non-finite)")
+    what.add_argument("--eval-every", type=int, default=0, metavar="N",
+                      help="also evaluate the loss on the problem's evaluation set every N "
+                           "steps (problems with data; 0: only at the end)")
+    where = p.add_argument_group("where to run")
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="worker processes of the local Dask cluster (default: one per "
+                            "core)")
+    where.add_argument("--threads-per-worker", type=int, default=1, metavar="N",
+                       help="threads of each local worker")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="address of an existing Dask scheduler (tcp://host:8786) to run "
+                            "on instead of a local cluster")
+    where.add_argument("--retries", type=int, default=1,
+                       help="times a run that raised an error is retried")
+    output = p.add_argument_group("output")
+    output.add_argument("--out", default="results/sweep", metavar="DIR",
+                        help="output directory (results.jsonl, summary, figures)")
+    output.add_argument("--curve-every", type=int, default=None, metavar="N",
+                        help="keep every N-th step of each loss curve (the mean of each N "
+                             "mini-batch losses); default: at most 200 points per curve")
+    output.add_argument("--progress", choices=["auto", "tqdm", "lines", "none"],
+                        default="auto",
+                        help="progress display: a tqdm bar on a terminal (auto), plain "
+                             "lines (for logs), or none")
+    output.add_argument("--no-report", action="store_true",
+                        help="do not write the summary table and figures")
+    output.add_argument("--dry-run", action="store_true",
+                        help="check the grid and the problems, say how many runs are left, "
+                             "run nothing")
+    p.set_defaults(handler=run_sweep)
+    return p
+
+
+def run_sweep(args):
+    """The handler of ``symopt sweep``: a bad grid or option, a problem that does not build
+    or an output directory in use by another sweep is a usage error (exit status 2)."""
+    from symopt.lab.sweep_grid import SweepSpecError
+    from symopt.lab.sweep_log import SweepLockedError
+    from symopt.lab.sweep_problems import ProblemBuildError
+
+    try:
+        return _run_sweep(args)
+    except (SweepSpecError, ProblemBuildError, SweepLockedError) as err:
+        raise _UsageError(str(err)) from None
+
+
+def _run_sweep(args):
+    from symopt.lab.sweep import sweep
+    from symopt.lab.sweep_grid import parse_grid_option, parse_seeds, parse_values, split_list
+
+    grid = {}
+    for option in args.grid:
+        name, values = parse_grid_option(option)
+        grid[name] = grid.get(name, []) + values
+    result = sweep(
+        [p for text in args.problem for p in split_list(text)],
+        [r for text in args.rules for r in split_list(text)],
+        parse_values(args.learning_rates, "--learning-rates"), grid,
+        parse_seeds(args.seeds), steps=args.steps, dtype=args.dtype, backend=args.backend,
+        data=args.data, out=args.out, workers=args.workers,
+        threads_per_worker=args.threads_per_worker, scheduler=args.scheduler,
+        retries=args.retries, divergence_factor=args.divergence_factor,
+        eval_every=args.eval_every, curve_every=args.curve_every, progress=args.progress,
+        report=not args.no_report, command=args.command_line, dry_run=args.dry_run)
+    summary = result.paths.get("summary.md")
+    if summary is not None:
+        print(summary.read_text().split("\n\nMade by:")[0].rstrip())
+    return 0 if result.ok else 1
+
+
 class _UsageError(Exception):
     """A request that cannot be run as given (exit status 2)."""
 
 
 #: The subcommands, each a function adding its parser; add new ones here.
-SUBCOMMANDS = [add_compare, add_curves]
+SUBCOMMANDS = [add_compare, add_curves, add_sweep]
 
 
 def build_parser():
     """The ``symopt`` parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="symopt", formatter_class=_Formatter,
-        description="symopt's lab from the shell: the rules compared on image data, and "
-                    "the recorded curves.")
+        description="symopt's lab from the shell: the rules compared on image data, "
+                    "the recorded curves, and sweeps on Dask.")
     subparsers = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
     for add in SUBCOMMANDS:
         add(subparsers)
