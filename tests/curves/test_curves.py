@@ -51,8 +51,9 @@ OTHER = {"numba": "c", "c": "numba"}
 #: recorded for information only: rounding alone tips one example over its decision
 #: boundary now and then (one did for Rprop on the MLP under the Sandybridge kernel).
 METRICS = ("loss", "param_norm")
-#: forms that only see the sign of the gradient, which a small change does not flip
-SIGN_ONLY = {"rprop"}
+#: forms whose step is a sign (of the gradient; of a gradient-momentum mix for Lion), which
+#: a small change of the gradient does not flip
+SIGN_ONLY = {"rprop", "lion"}
 #: per dtype: the relative change of the gradient, the share of forms it must fail, and
 #: the step by which each must have failed
 CHANGE = {"float64": (1e-4, 1.0, 10), "float32": (1e-2, 2 / 3, None)}
