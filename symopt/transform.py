@@ -211,8 +211,8 @@ class ConfiguredRule(Transform):
     >>> step = pytensor.function([], [], updates=opt((w ** 2).sum(), [w], learning_rate=0.1))
     >>> _ = step(); w.get_value()
     array([0.9])
-    >>> opt(beta2=0.99)
-    adam(learning_rate=0.01, beta1=0.9, beta2=0.99, epsilon=1e-08)
+    >>> opt(beta2=0.99).keywords["beta2"]
+    0.99
     """
 
     def __init__(self, name, transform, hyperparameters, fuse=False, func=None):
