@@ -40,6 +40,7 @@ from symopt.blocks import (
     scale,
     scale_by_adadelta,
     scale_by_adagrad,
+    scale_by_adagrad_window,
     scale_by_adam,
     scale_by_adamax,
     scale_by_amsgrad,
@@ -64,6 +65,7 @@ from symopt.rules import (
     RULES,
     adadelta,
     adagrad,
+    adagrad_window,
     adam,
     adamax,
     adamw,
@@ -97,10 +99,10 @@ __all__ = [
     "update_rule", "ParamError",
     # building blocks
     "add_decayed_weights", "identity", "negate", "scale", "scale_by_adadelta",
-    "scale_by_adagrad", "scale_by_adam", "scale_by_adamax", "scale_by_amsgrad",
+    "scale_by_adagrad", "scale_by_adagrad_window", "scale_by_adam", "scale_by_adamax", "scale_by_amsgrad",
     "scale_by_learning_rate", "scale_by_lion", "scale_by_nadam", "scale_by_rms", "scale_by_rprop", "trace",
     # the rules and their registry
-    "KINDS", "RULES", "adadelta", "adagrad", "adam", "adamax", "adamw", "amsgrad", "lion",
+    "KINDS", "RULES", "adadelta", "adagrad", "adagrad_window", "adam", "adamax", "adamw", "amsgrad", "lion",
     "momentum", "nadam", "nesterov_momentum", "rmsprop", "rprop", "sgd",
     # clipping and constraints
     "clip", "clip_by_global_norm", "clip_by_value", "norm_constraint",

@@ -12,6 +12,8 @@ they are cast to each parameter's dtype, so a float32 parameter stays float32.
 
 from __future__ import annotations
 
+import numbers
+
 import pytensor.tensor as pt
 
 from symopt._checks import as_scalar, check_hyper
@@ -25,6 +27,7 @@ __all__ = [
     "scale",
     "scale_by_adadelta",
     "scale_by_adagrad",
+    "scale_by_adagrad_window",
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_amsgrad",
@@ -128,6 +131,48 @@ def scale_by_adagrad(epsilon=1e-6):
         return new_steps, state
 
     return Transform(transform, elementwise=True, name="scale_by_adagrad")
+
+
+def scale_by_adagrad_window(epsilon=0.1, n_win=10):
+    r"""Adagrad over a window: divide by the root of the last ``n_win`` squared gradients.
+
+    PyMC's ``adagrad_window`` (its default optimizer for ``pm.fit``): the sum of all
+    squared gradients of :func:`scale_by_adagrad` becomes the sum of the last
+    :math:`n` of them, kept in a ring buffer, so old gradients stop counting:
+
+    .. math::
+
+        w_{t mod n} \leftarrow g^2, \qquad
+        s \leftarrow g \,/\, \sqrt{	extstyle\sum_{k=0}^{n-1} w_k + \epsilon}
+
+    with the window :math:`w` zero at first (the first :math:`n - 1` steps sum fewer
+    squares). State: ``<param>.window``, of the parameter's shape with a last axis of
+    length ``n_win`` (PyMC's layout), and the counter ``adagrad_window.t``, whose value
+    modulo ``n_win`` is the slot written next.
+
+    Not elementwise in the fused path's sense: the window has an axis the parameter does
+    not, and the flat buffers of :mod:`symopt.fused` are parameter-shaped. ``fuse=True``
+    refuses it, ``fuse="auto"`` keeps it on the per-tensor path.
+    """
+    check_hyper(epsilon, "epsilon", low=0)
+    if isinstance(n_win, bool) or not isinstance(n_win, numbers.Integral) or n_win < 1:
+        raise ValueError(f"n_win must be a positive integer (the number of past squared "
+                         f"gradients summed), got {n_win!r}")
+    n_win = int(n_win)
+
+    def transform(steps, params):
+        t = step_counter("adagrad_window")
+        slot = t % n_win
+        new_steps, state = [], []
+        for g, p in zip(steps, params, strict=True):
+            eps = as_scalar(epsilon, p.dtype)
+            window = param_state(p, "window", "adagrad_window", extra_axes=(n_win,))
+            window_new = pt.set_subtensor(window[..., slot], pt.sqr(g))
+            new_steps.append(g / pt.sqrt(window_new.sum(axis=-1) + eps))
+            state.append((window, window_new))
+        return new_steps, state + [(t, t + 1)]
+
+    return Transform(transform, elementwise=False, name="scale_by_adagrad_window")
 
 
 def scale_by_rms(rho=0.9, epsilon=1e-6, centered=False):

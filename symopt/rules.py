@@ -15,6 +15,7 @@ from symopt.blocks import (
     negate,
     scale_by_adadelta,
     scale_by_adagrad,
+    scale_by_adagrad_window,
     scale_by_adam,
     scale_by_adamax,
     scale_by_amsgrad,
@@ -32,6 +33,7 @@ __all__ = [
     "RULES",
     "adadelta",
     "adagrad",
+    "adagrad_window",
     "adam",
     "adamax",
     "adamw",
@@ -283,6 +285,75 @@ def adagrad(learning_rate=1.0, epsilon=1e-6):
     array([ 0.780456, -1.775822])
     """
     return chain(scale_by_adagrad(epsilon), scale_by_learning_rate(learning_rate))
+
+
+@_registered("adaptive")
+def adagrad_window(learning_rate=1e-3, epsilon=0.1, n_win=10):
+    r"""Adagrad over a window of the last ``n_win`` squared gradients: PyMC's ``adagrad_window``.
+
+    .. math::
+
+        w_{t \bmod n} \leftarrow g^2, \qquad
+        \theta \leftarrow \theta - \eta\, g \,/\, \sqrt{\textstyle\sum_{k=0}^{n-1} w_k + \epsilon}
+
+    Adagrad's sum of every squared gradient so far makes its steps shrink for good; here
+    only the last :math:`n` count, in a ring buffer :math:`w` (zeros at first), so the
+    step follows the gradient's recent scale, as RMSProp's running mean does, but with a
+    hard window. It is PyMC's default optimizer for ``pm.fit`` (ADVI), with its
+    defaults, and computes what ``pymc.adagrad_window`` computes, bit for bit.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-3
+        :math:`\eta` (PyMC's default).
+    epsilon : float or scalar variable, default 0.1
+        :math:`\epsilon`, added to the windowed sum inside the root (PyMC's default:
+        large, so the first steps, when the window holds one square, stay small).
+    n_win : int, default 10
+        :math:`n`, how many past squared gradients are summed.
+    fuse : bool or "auto", default False
+        The window has an axis the parameter does not, so this rule runs on the
+        per-tensor path only: True raises :class:`symopt.fused.NotFusable`, ``"auto"``
+        keeps the per-tensor path.
+
+    Returns
+    -------
+    Updates, or ConfiguredRule
+        The updates (a list of pairs that also reads as a mapping), or, called without
+        ``loss_or_grads`` and ``params``, the configured rule.
+
+    Notes
+    -----
+    State: ``<param>.window`` (the parameter's shape and a last axis of length ``n_win``,
+    PyMC's layout) and the counter ``adagrad_window.t``; PyMC keeps one floating-point
+    slot index per parameter instead, all equal to this counter modulo ``n_win``.
+
+    References
+    ----------
+    PyMC developers, ``pymc.variational.updates.adagrad_window`` (PyMC 3.1 and later,
+    2017), https://www.pymc.io/projects/docs/en/stable/api/generated/pymc.adagrad_window.html
+
+    J. Duchi, E. Hazan and Y. Singer (2011), "Adaptive Subgradient Methods for Online
+    Learning and Stochastic Optimization", Journal of Machine Learning Research 12.
+    https://jmlr.org/papers/v12/duchi11a.html
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> updates = symopt.adagrad_window((w ** 2).sum(), [w], 0.1, n_win=2)
+    >>> [var.name for var in updates.keys()], updates.keys()[1].get_value().shape
+    (['w', 'w.window', 'adagrad_window.t'], (2, 2))
+    >>> step = pytensor.function([], [], updates=updates)
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    array([ 0.767341, -1.762271])
+    """
+    return chain(scale_by_adagrad_window(epsilon, n_win), scale_by_learning_rate(learning_rate))
 
 
 @_registered("adaptive")

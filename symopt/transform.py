@@ -199,7 +199,10 @@ class ConfiguredRule(Transform):
     given by name when it is called override the configured ones for that call:
     ``opt(loss, params, learning_rate=0.1)`` builds the rule again with them (the
     configured rule itself does not change). Called with neither loss nor params, it
-    returns the rule configured with the overrides.
+    returns the rule configured with the overrides. Code that changes ``keywords`` in
+    place, as schedulers written for PyMC's partials do
+    (``opt.keywords["learning_rate"] = shared_lr``), is followed too: the rule is built
+    again from the changed hyperparameters at its next use.
 
     Examples
     --------
@@ -224,6 +227,22 @@ class ConfiguredRule(Transform):
         self.func = func
         #: always empty: hyperparameters are held by name, in :attr:`keywords`
         self.args = ()
+        self._built_with = dict(self.hyperparameters)
+
+    def _refresh(self):
+        """Build the transform again if ``keywords`` were changed in place since."""
+        current, built = self.hyperparameters, self._built_with
+        if self.func is None or (current.keys() == built.keys()
+                                 and all(current[k] is built[k] for k in current)):
+            return
+        transform = as_transform(self.func.build(**current))
+        self.fn, self.elementwise = transform.transform, transform.elementwise
+        self._built_with = dict(current)
+
+    def transform(self, steps, params):
+        """The new steps and the state updates (see :class:`Transform`)."""
+        self._refresh()
+        return super().transform(steps, params)
 
     @property
     def keywords(self):
@@ -249,6 +268,7 @@ class ConfiguredRule(Transform):
                                 f"take hyperparameters when called: {sorted(overrides)}")
             return self.func(loss_or_grads, params, **{**self.hyperparameters, **overrides},
                              fuse=fuse)
+        self._refresh()
         return super().__call__(loss_or_grads, params, fuse=fuse)
 
     def __repr__(self):

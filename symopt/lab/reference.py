@@ -108,6 +108,28 @@ class Adagrad(Rule):
             self.sum_square[i] + self.c(self.epsilon))
 
 
+class AdagradWindow(Rule):
+    r"""PyMC's ``adagrad_window``: Adagrad over the last ``n_win`` squared gradients.
+
+    A ring buffer :math:`w` of ``n_win`` slots per element, zeros at first; step
+    :math:`t` (1 at the first) writes slot :math:`(t - 1) \bmod n`:
+
+    .. math::
+
+        w_{(t-1) \bmod n} \leftarrow g^2, \qquad
+        \theta \leftarrow \theta - \eta\, g / \sqrt{\textstyle\sum_k w_k + \epsilon}
+    """
+
+    def __init__(self, params, learning_rate=1e-3, epsilon=0.1, n_win=10):
+        super().__init__(params, learning_rate=learning_rate, epsilon=epsilon, n_win=n_win)
+        self.window = [np.zeros(np.shape(p) + (n_win,), dtype=self.dtype) for p in params]
+
+    def update(self, i, theta, g):
+        self.window[i][..., (self.t - 1) % self.n_win] = g**2
+        total = self.window[i].sum(axis=-1)
+        return theta - self.c(self.learning_rate) * g / np.sqrt(total + self.c(self.epsilon))
+
+
 class RMSProp(Rule):
     r"""Tieleman & Hinton (2012), as TensorFlow's ``RMSPropOptimizer`` (epsilon inside the root).
 

@@ -43,8 +43,10 @@ class Row:
         The NumPy transcription (a :class:`symopt.lab.reference.Rule`).
     cases : tuple of dict
         Hyperparameters of the trajectory tests, chosen to exercise every branch.
-    fused : dict
-        The hyperparameters of the fused-path comparison (the most branches at once).
+    fused : dict or None
+        The hyperparameters of the fused-path comparison (the most branches at once);
+        None for a rule that is not elementwise (its state has an axis its parameter has
+        not), which the fused path refuses.
     quadratic, rosenbrock : (dict, int)
         Hyperparameters and a number of steps that reach the test quadratic's minimum to
         1e-3 and Rosenbrock's to 1e-2, in float64 and float32.
@@ -66,7 +68,7 @@ class Row:
 
     reference: type
     cases: tuple
-    fused: dict
+    fused: dict | None
     quadratic: tuple
     rosenbrock: tuple
     roles: tuple = ()
@@ -164,6 +166,20 @@ ROWS = {
         unpaired={"torch": "torch's Adagrad adds epsilon outside the root"},
         similar={"torch": lambda torch, h: (torch.optim.Adagrad, {"lr": h["learning_rate"],
                                                                   "eps": h["epsilon"]})},
+    ),
+    "adagrad_window": Row(
+        reference.AdagradWindow,
+        # a window shorter than the run, so that old squares drop out of the sum
+        cases=({"learning_rate": 0.1, "n_win": 3},
+               {"learning_rate": 0.05, "epsilon": 1e-3, "n_win": 5}),
+        fused=None,
+        quadratic=({"learning_rate": 0.1}, 400),
+        rosenbrock=({"learning_rate": 2e-3}, 30000),
+        roles=("window",),
+        counter=True,
+        resume={"learning_rate": 0.1, "n_win": 3},
+        peers={"pymc": lambda pm, h: pm.adagrad_window(
+            learning_rate=h["learning_rate"], epsilon=h["epsilon"], n_win=h["n_win"])},
     ),
     "rmsprop": Row(
         reference.RMSProp,
