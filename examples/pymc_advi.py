@@ -52,7 +52,7 @@ RUNS = [
     ("adamax", "adamax", {"learning_rate": 0.01}),
     ("rprop (full batch)", "rprop", {"learning_rate": 0.01}),
 ]
-QUICK_RUNS = ["adagrad_window (PyMC's default)", "adam", "rprop (full batch)"]
+QUICK_RUNS = ["adam", "rprop (full batch)"]
 SCHEDULED = "adam, rate halved on plateau, early stop"
 
 
