@@ -133,7 +133,7 @@ def scale_by_adagrad(epsilon=1e-6):
     return Transform(transform, elementwise=True, name="scale_by_adagrad")
 
 
-def scale_by_adagrad_window(epsilon=0.1, n_win=10):
+def scale_by_adagrad_window(epsilon=0.1, n_win=10, learning_rate=None):
     r"""Adagrad over a window: divide by the root of the last ``n_win`` squared gradients.
 
     PyMC's ``adagrad_window`` (its default optimizer for ``pm.fit``): the sum of all
@@ -142,19 +142,26 @@ def scale_by_adagrad_window(epsilon=0.1, n_win=10):
 
     .. math::
 
-        w_{t mod n} \leftarrow g^2, \qquad
-        s \leftarrow g \,/\, \sqrt{	extstyle\sum_{k=0}^{n-1} w_k + \epsilon}
+        w_{t \bmod n} \leftarrow g^2, \qquad
+        s \leftarrow g \,/\, \sqrt{\textstyle\sum_{k=0}^{n-1} w_k + \epsilon}
 
     with the window :math:`w` zero at first (the first :math:`n - 1` steps sum fewer
     squares). State: ``<param>.window``, of the parameter's shape with a last axis of
     length ``n_win`` (PyMC's layout), and the counter ``adagrad_window.t``, whose value
     modulo ``n_win`` is the slot written next.
 
+    Given a ``learning_rate``, the block folds it in and gives the descent step
+    :math:`-(\eta g) / \sqrt{\cdot}` (the products in PyMC's order, so that it rounds as
+    PyMC's does whatever the gradient graph is, a clipped one included); otherwise chain
+    :func:`scale_by_learning_rate` after it.
+
     Not elementwise in the fused path's sense: the window has an axis the parameter does
     not, and the flat buffers of :mod:`symopt.fused` are parameter-shaped. ``fuse=True``
     refuses it, ``fuse="auto"`` keeps it on the per-tensor path.
     """
     check_hyper(epsilon, "epsilon", low=0)
+    if learning_rate is not None:
+        check_hyper(learning_rate, "learning_rate", low=0)
     if isinstance(n_win, bool) or not isinstance(n_win, numbers.Integral) or n_win < 1:
         raise ValueError(f"n_win must be a positive integer (the number of past squared "
                          f"gradients summed), got {n_win!r}")
@@ -168,7 +175,8 @@ def scale_by_adagrad_window(epsilon=0.1, n_win=10):
             eps = as_scalar(epsilon, p.dtype)
             window = param_state(p, "window", "adagrad_window", extra_axes=(n_win,))
             window_new = pt.set_subtensor(window[..., slot], pt.sqr(g))
-            new_steps.append(g / pt.sqrt(window_new.sum(axis=-1) + eps))
+            new_steps.append(_step_size(g, pt.sqrt(window_new.sum(axis=-1) + eps),
+                                        learning_rate, p.dtype))
             state.append((window, window_new))
         return new_steps, state + [(t, t + 1)]
 
@@ -264,7 +272,8 @@ def _check_placement(epsilon_placement, learning_rate):
 
 
 def _step_size(numerator, denominator, learning_rate, dtype):
-    r"""The efficient form's step size :math:`\alpha_t = -\eta \cdot n / d` (or ``n / d``).
+    r"""The efficient form's step size :math:`\alpha_t = -\eta \cdot n / d` (or ``n / d``);
+    also adagrad_window's step, :math:`-\eta g / d`.
 
     ``numerator`` None stands for 1. Given a learning rate, it is folded in with its sign,
     as ``(-lr * n) / d`` (``-lr / d``): Lasagne and PyMC compute ``(lr * n) / d`` and

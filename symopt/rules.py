@@ -353,7 +353,7 @@ def adagrad_window(learning_rate=1e-3, epsilon=0.1, n_win=10):
     >>> w.get_value().round(6)
     array([ 0.767341, -1.762271])
     """
-    return chain(scale_by_adagrad_window(epsilon, n_win), scale_by_learning_rate(learning_rate))
+    return scale_by_adagrad_window(epsilon, n_win, learning_rate=learning_rate)
 
 
 @_registered("adaptive")

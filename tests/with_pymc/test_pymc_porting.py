@@ -201,3 +201,55 @@ def test_the_partial_scheduler_of_pymc_issue_6954(observed):
     approx = _fit(observed, n=250, obj_optimizer=scheduled)
     assert shared_lr.get_value() == pytest.approx(0.05 * 0.1**2)
     assert np.isfinite(approx.hist).all()
+
+
+# -- a pm.fit script, unchanged but for its import ---------------------------------------
+
+PYMC_SCRIPT = """
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc.variational.updates import adagrad_window, sgd
+
+
+def small_steps(loss_or_grads, params):
+    updates = sgd(loss_or_grads, params, learning_rate=2e-3)
+    for param, update in list(updates.items()):
+        updates[param] = param + pt.clip(update - param, -0.05, 0.05)
+    assert all(param in updates for param in params)
+    return updates
+
+
+observed = np.random.default_rng(0).normal(2.5, 1.5, size=300)
+with pm.Model():
+    mu = pm.Normal("mu", 0.0, 10.0)
+    sigma = pm.HalfNormal("sigma", 5.0)
+    pm.Normal("y", mu, sigma, observed=observed)
+    windowed = pm.fit(200, method="advi", random_seed=1, progressbar=False,
+                      obj_optimizer=adagrad_window(learning_rate=0.02, n_win=5),
+                      total_grad_norm_constraint=50.0)
+    clipped = pm.fit(200, method="advi", random_seed=1, progressbar=False,
+                     obj_optimizer=small_steps)
+"""
+
+
+def _run(source):
+    namespace = {"__name__": "script"}
+    exec(compile(source, "<script>", "exec"), namespace)
+    return namespace
+
+
+def test_a_pm_fit_script_ported_by_its_import_gives_the_same_fits():
+    """The script's one import line of PyMC's rules swapped for symopt's: the same
+    ``hist`` and parameters, bit for bit (adagrad_window with PyMC's gradient clipping;
+    sgd with each step clipped through the updates' mapping idioms)."""
+    old = "from pymc.variational.updates import"
+    ported = PYMC_SCRIPT.replace(old, "from symopt import")
+    assert ported.count("symopt") == 1 and ported != PYMC_SCRIPT
+    theirs, ours = _run(PYMC_SCRIPT), _run(ported)
+    assert ours["adagrad_window"] is symopt.adagrad_window and ours["sgd"] is symopt.sgd
+    for name in ("windowed", "clipped"):
+        np.testing.assert_array_equal(ours[name].hist, theirs[name].hist)
+        for a, b in zip(ours[name].params, theirs[name].params, strict=True):
+            np.testing.assert_array_equal(a.get_value(), b.get_value())
+        assert ours[name].hist[-20:].mean() < ours[name].hist[:20].mean()
