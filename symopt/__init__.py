@@ -99,11 +99,12 @@ __all__ = [
     "update_rule", "ParamError",
     # building blocks
     "add_decayed_weights", "identity", "negate", "scale", "scale_by_adadelta",
-    "scale_by_adagrad", "scale_by_adagrad_window", "scale_by_adam", "scale_by_adamax", "scale_by_amsgrad",
-    "scale_by_learning_rate", "scale_by_lion", "scale_by_nadam", "scale_by_rms", "scale_by_rprop", "trace",
+    "scale_by_adagrad", "scale_by_adagrad_window", "scale_by_adam", "scale_by_adamax",
+    "scale_by_amsgrad", "scale_by_learning_rate", "scale_by_lion", "scale_by_nadam",
+    "scale_by_rms", "scale_by_rprop", "trace",
     # the rules and their registry
-    "KINDS", "RULES", "adadelta", "adagrad", "adagrad_window", "adam", "adamax", "adamw", "amsgrad", "lion",
-    "momentum", "nadam", "nesterov_momentum", "rmsprop", "rprop", "sgd",
+    "KINDS", "RULES", "adadelta", "adagrad", "adagrad_window", "adam", "adamax", "adamw",
+    "amsgrad", "lion", "momentum", "nadam", "nesterov_momentum", "rmsprop", "rprop", "sgd",
     # clipping and constraints
     "clip", "clip_by_global_norm", "clip_by_value", "norm_constraint",
     "total_norm_constraint",

@@ -6,13 +6,27 @@ The rules return ``(shared_variable, update_expression)`` pairs, as Theano-era c
 it as one (``updates[W] = norm_constraint(updates[W], 3)``, ``updates.update(bn_updates)``,
 ``for p, e in updates.items()``). :class:`Updates` serves both: it *is* the list of pairs,
 and it answers the mapping idioms, keyed by the shared variable itself (by identity).
+
+The module also answers the names of ``lasagne.updates`` and ``pymc.variational.updates``
+(:data:`PORTED`, the rules and constraints of ``symopt``), so that code importing the
+module ports by its import alone: ``from lasagne import updates`` or
+``import pymc.variational.updates as updates`` becomes ``from symopt import updates``
+(``updates.adam(...)``, ``from symopt.updates import *``).
 """
 
 from __future__ import annotations
 
 from pytensor.graph.basic import Variable
 
-__all__ = ["Updates"]
+#: The public names of ``lasagne.updates`` and ``pymc.variational.updates``; this module
+#: gives symopt's functions of the same names (loaded from ``symopt`` when asked for).
+PORTED = (
+    "get_or_compute_grads", "sgd", "momentum", "nesterov_momentum", "adagrad",
+    "adagrad_window", "rmsprop", "adadelta", "adam", "adamax", "amsgrad",
+    "apply_momentum", "apply_nesterov_momentum", "norm_constraint", "total_norm_constraint",
+)
+
+__all__ = ["Updates", *PORTED]
 
 _MISSING = object()
 
@@ -239,3 +253,15 @@ def _pairs_of(pairs):
     if hasattr(pairs, "keys") and not isinstance(pairs, list):
         return [_pair((var, pairs[var])) for var in pairs.keys()]
     return [_pair(pair) for pair in pairs]
+
+
+def __getattr__(name):
+    if name in PORTED:
+        import symopt
+
+        return getattr(symopt, name)
+    raise AttributeError(f"module 'symopt.updates' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *PORTED])

@@ -298,6 +298,143 @@ def test_a_step_scheduler_written_for_pymc_partials(model):
 
 
 # --------------------------------------------------------------------------------------
+# Scripts unchanged but for the import: the text of the code is run, its import lines
+# swapped and nothing else
+# --------------------------------------------------------------------------------------
+
+
+def port(source, imports):
+    """``source`` with the lines starting with a key of ``imports`` given that key's value
+    instead; every line that changes is an import."""
+    lines = []
+    for line in source.splitlines():
+        new = next((ours + line[len(old):] for old, ours in imports.items()
+                    if line.startswith(old)), line)
+        assert new == line or line.startswith(("import ", "from ")), line
+        lines.append(new)
+    assert lines != source.splitlines(), "nothing to port"
+    return "\n".join(lines)
+
+
+def run(source, imports):
+    """Run the ported ``source``; its global names afterwards."""
+    namespace = {"__name__": "ported"}
+    exec(compile(port(source, imports), "<ported script>", "exec"), namespace)
+    return namespace
+
+
+#: The import lines as a porting user changes them, and only those.
+TO_SYMOPT = {
+    "from lasagne.updates import": "from symopt import",
+    "from lasagne import updates": "from symopt import updates",
+    "import lasagne.updates as": "import symopt.updates as",
+    "from pymc.variational.updates import": "from symopt import",
+    "from pymc.variational import updates": "from symopt import updates",
+    "import pymc.variational.updates as": "import symopt.updates as",
+}
+
+#: Lasagne's idioms (written for PyTensor): clip the gradients' total norm, Nesterov
+#: momentum on them, a max-norm constraint on W's update, the updates of a layer merged in.
+LASAGNE_SCRIPT = """
+import numpy as np
+import pytensor
+import pytensor.tensor as T
+from lasagne.updates import nesterov_momentum, norm_constraint, total_norm_constraint
+import lasagne.updates as lu
+
+rng = np.random.default_rng(0)
+X, Y = rng.normal(size=(16, 3)), rng.normal(size=(16, 2))
+W = pytensor.shared(rng.normal(size=(3, 2)), name="W")
+b = pytensor.shared(np.zeros(2), name="b")
+running = pytensor.shared(np.zeros(2), name="running")
+x, y = T.matrix("x"), T.matrix("y")
+out = T.dot(x, W) + b
+loss = T.mean((out - y) ** 2)
+params = [W, b]
+grads = lu.get_or_compute_grads(loss, params)
+grads, norm = total_norm_constraint(grads, max_norm=0.5, return_norm=True)
+updates = nesterov_momentum(grads, params, learning_rate=0.1, momentum=0.9)
+updates[W] = norm_constraint(updates[W], max_norm=1.0)
+updates.update({running: 0.9 * running + 0.1 * out.mean(axis=0)})
+assert W in updates and len(updates.keys()) == 5
+train = pytensor.function([x, y], [loss, norm], updates=updates)
+history = [train(X, Y) for _ in range(5)]
+"""
+
+
+def test_a_lasagne_script_runs_with_its_import_changed():
+    ns = run(LASAGNE_SCRIPT, TO_SYMOPT)
+    X, Y = ns["X"], ns["Y"]
+    # the script's W before training: its generator's draws after X and Y
+    w = np.random.default_rng(0).normal(size=16 * 3 + 16 * 2 + 3 * 2)[-6:].reshape(3, 2)
+    c, mean = np.zeros(2), np.zeros(2)
+    vw, vc, constrained = np.zeros_like(w), np.zeros_like(c), 0
+    for loss, norm in ns["history"]:
+        r = X @ w + c - Y
+        assert float(loss) == pytest.approx((r**2).mean(), rel=1e-12)
+        gw, gc = 2 / Y.size * X.T @ r, 2 / Y.size * r.sum(0)
+        n = np.sqrt((gw**2).sum() + (gc**2).sum())
+        assert float(norm) == pytest.approx(n, rel=1e-12)
+        gw, gc = gw * min(n, 0.5) / (1e-7 + n), gc * min(n, 0.5) / (1e-7 + n)
+        mean = 0.9 * mean + 0.1 * (X @ w + c).mean(axis=0)
+        vw, vc = 0.9 * vw - 0.1 * gw, 0.9 * vc - 0.1 * gc
+        w_new, c = w + 0.9 * vw - 0.1 * gw, c + 0.9 * vc - 0.1 * gc
+        cols = np.sqrt((w_new**2).sum(axis=0, keepdims=True))
+        w = w_new * np.minimum(cols, 1.0) / (1e-7 + cols)
+        constrained += (cols > 1.0).sum()
+    assert constrained > 0  # the max-norm constraint acted
+    np.testing.assert_allclose(ns["W"].get_value(), w, rtol=1e-12)
+    np.testing.assert_allclose(ns["b"].get_value(), c, rtol=1e-12)
+    np.testing.assert_allclose(ns["running"].get_value(), mean, rtol=1e-12)
+
+
+#: PyMC's idioms: the module imported whole, a rule configured as a partial and called
+#: with an override, the updates read and extended as its OrderedDict.
+PYMC_STYLE_SCRIPT = """
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+from pymc.variational import updates
+
+optimizer = updates.adagrad_window(learning_rate=0.01, n_win=3)
+assert optimizer.keywords["n_win"] == 3
+w = pytensor.shared(np.array([1.0, -2.0, 0.5]), name="w")
+steps = pytensor.shared(np.int64(0), name="steps")
+loss = ((w - 3.0) ** 2).sum()
+step_updates = optimizer(loss, [w], learning_rate=0.2)
+step_updates.update([(steps, steps + 1)])
+for var, expr in step_updates.items():
+    if var is w:
+        step_updates[var] = var + pt.clip(expr - var, -0.25, 0.25)
+step = pytensor.function([], loss, updates=step_updates)
+losses = [float(step()) for _ in range(6)]
+"""
+
+
+def test_a_pymc_style_script_runs_with_its_import_changed():
+    ns = run(PYMC_STYLE_SCRIPT, TO_SYMOPT)
+    window = reference.AdagradWindow([np.array([1.0, -2.0, 0.5])], learning_rate=0.2,
+                                     n_win=3)
+    w = np.array([1.0, -2.0, 0.5])
+    for loss in ns["losses"]:
+        assert loss == pytest.approx(((w - 3.0) ** 2).sum(), rel=1e-12)
+        (proposed,) = window.step([w], [2 * (w - 3.0)])
+        w = w + np.clip(proposed - w, -0.25, 0.25)
+    np.testing.assert_allclose(ns["w"].get_value(), w, rtol=1e-12)
+    assert ns["steps"].get_value() == 6 and ns["losses"][-1] < ns["losses"][0]
+
+
+def test_the_updates_module_answers_lasagnes_and_pymcs_names():
+    from symopt import updates
+
+    for name in updates.PORTED:
+        assert getattr(updates, name) is getattr(symopt, name), name
+    assert set(updates.PORTED) <= set(dir(updates))
+    with pytest.raises(AttributeError, match="has no attribute 'nadam'"):
+        updates.nadam  # noqa: B018 (not a name of theirs)
+
+
+# --------------------------------------------------------------------------------------
 # Lasagne's tests/test_updates.py, rewritten for PyTensor and symopt (24 cases)
 # --------------------------------------------------------------------------------------
 
