@@ -17,7 +17,10 @@ estimate per iteration: averaging is what makes them comparable), the best mean 
 window of that size, and the time. One more run per model shows the schedule recipe:
 Adam whose rate halves when the windowed -ELBO stalls
 (:class:`symopt.schedules.ReduceOnPlateau` through :class:`symopt.schedules.StepEvery`)
-and stops early (:class:`symopt.schedules.StopOnPlateau`).
+and stops once 4 windows in a row gain less than 0.5 on the best
+(:class:`symopt.schedules.StopOnPlateau`). Written to ``--out``: ``results.md`` (and
+``.csv``, ``.json``), a figure per model (``<model>.png``) and its runs' histories
+(``<model>_histories.npz``, one float32 array per run).
 
 Run it in the PyMC environment (PyMC pins PyTensor 2.38, C backend):
 
@@ -149,14 +152,15 @@ def run_model(name, args, runs):
 
     every = max(args.tail // 2, 10)
     lr = ReduceOnPlateau(0.05, factor=0.5, patience=2, min_delta=0.0)
-    stop = StopOnPlateau(every=every, patience=6)
+    stop = StopOnPlateau(every=every, patience=4, min_delta=0.5)
     hist, seconds = fit(make(args.seed, **kwargs), symopt.adam(learning_rate=lr.variable),
                         args.iterations, args.seed,
                         callbacks=[StepEvery(lr, every=every), stop])
     curves[SCHEDULED] = hist
     last, best = windowed(hist, args.tail)
     rows.append({"model": name, "rule": SCHEDULED,
-                 "hyperparameters": f"lr 0.05, x0.5 after 2 flat windows of {every}",
+                 "hyperparameters": f"lr 0.05, x0.5 after 2 flat windows of {every}, "
+                                    f"stop after 4 without a gain of 0.5",
                  "stochastic": True, "final -ELBO": last, "best -ELBO": best,
                  "iterations": len(hist), "seconds": round(seconds, 1)})
     print(f"{name:12s} {SCHEDULED:38s} -ELBO {last:10.2f} (best {best:10.2f}) "
@@ -180,24 +184,29 @@ def plot(curves, path, title, smooth):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    lows, highs = [], []
-    for label, hist in curves.items():
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    colors = plt.get_cmap("tab20").colors
+    lows, highs, finals = [], [], []
+    for k, (label, hist) in enumerate(curves.items()):
         kernel = np.ones(smooth) / smooth
         smoothed = np.convolve(hist, kernel, mode="valid") if hist.size >= smooth else hist
         x = np.arange(smoothed.size) + smooth
         style = "--" if "full batch" in label else (":" if label == SCHEDULED else "-")
-        ax.plot(x, smoothed, style, lw=1.3, label=label)
+        ax.plot(x, smoothed, style, lw=1.3, color=colors[(2 * k) % 20 + (2 * k) // 20],
+                label=label)
         lows.append(np.nanmin(smoothed))
         highs.append(smoothed[min(smoothed.size - 1, smoothed.size // 10)])
+        finals.append(smoothed[-1])
+    # from the best level to where most rules are after a tenth of the run, and high
+    # enough to show every rule's last level (Rprop's included)
     low = min(lows)
-    high = np.nanpercentile(highs, 75)
+    high = max(np.nanpercentile(highs, 75), 1.02 * max(finals) - 0.02 * low)
     ax.set_ylim(low - 0.05 * (high - low), high)
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"-ELBO (mean of {smooth} iterations)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -227,6 +236,8 @@ def main(argv=None):
         for name in args.models:
             curves, model_rows = run_model(name, args, runs)
             rows += model_rows
+            np.savez_compressed(out / f"{name}_histories.npz",  # float32: enough to redraw
+                                **{k: v.astype("float32") for k, v in curves.items()})
             plot(curves, out / f"{name}.png",
                  f"ADVI on the {name} model: -ELBO of each rule "
                  f"({args.iterations} iterations)", smooth=max(args.tail // 10, 10))

@@ -26,6 +26,9 @@ def test_quick_run_on_the_logistic_regression(tmp_path):
     assert by_rule["rprop (full batch)"]["stochastic"] is False
     assert by_rule["adam"]["iterations"] == 400
     assert (tmp_path / "logistic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    histories = np.load(tmp_path / "logistic_histories.npz")
+    assert sorted(histories.files) == sorted(r["rule"] for r in rows)
+    assert [histories[r["rule"]].size for r in rows] == [r["iterations"] for r in rows]
     table = (tmp_path / "results.md").read_text()
     assert "python examples/pymc_advi.py --quick --models logistic" in table
     assert json.loads((tmp_path / "results.json").read_text())[0]["model"] == "logistic"
