@@ -19,7 +19,8 @@ SKIPPED = {"symopt.__main__"}
 
 #: The sections of the reference, in order: a title and the modules in it.
 SECTIONS = [
-    ("The library", ["symopt", "symopt.transform", "symopt.blocks", "symopt.rules",
+    ("The library", ["symopt", "symopt.transform", "symopt.updates", "symopt.blocks",
+                     "symopt.rules",
                      "symopt.constraints", "symopt.wrappers", "symopt.regularization",
                      "symopt.schedules", "symopt.step_schedules", "symopt.combinators",
                      "symopt.state", "symopt.grads"]),

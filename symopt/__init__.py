@@ -11,6 +11,8 @@ The library, layer by layer (each a module whose name says what is in it):
 
 - :mod:`symopt.transform`: the transform contract, :func:`chain`, :func:`apply` and
   configured rules;
+- :mod:`symopt.updates`: :class:`Updates`, what every rule returns (a list of pairs that
+  also reads as a mapping);
 - :mod:`symopt.blocks`: the building blocks (``scale_by_adam``, ``trace``, ...);
 - :mod:`symopt.rules`: the update rules and :data:`RULES`, the one registry of them;
 - :mod:`symopt.combinators`: rules made of rules (per-group rules, masks, gradient
@@ -32,6 +34,7 @@ import importlib
 import warnings
 
 from symopt import fused, schedules, second_order, texts
+from symopt._checks import ParamError
 from symopt.blocks import (
     add_decayed_weights,
     identity,
@@ -39,6 +42,7 @@ from symopt.blocks import (
     scale,
     scale_by_adadelta,
     scale_by_adagrad,
+    scale_by_adagrad_window,
     scale_by_adam,
     scale_by_adamax,
     scale_by_amsgrad,
@@ -64,6 +68,7 @@ from symopt.rules import (
     RULES,
     adadelta,
     adagrad,
+    adagrad_window,
     adam,
     adamax,
     adamw,
@@ -81,6 +86,7 @@ from symopt.state import get_state, load_state, save_state
 from symopt.texts.blog import MomentumUpdate
 from symopt.texts.book import clip_norms
 from symopt.transform import ConfiguredRule, Transform, apply, chain, update_rule
+from symopt.updates import Updates
 from symopt.wrappers import (
     apply_momentum,
     apply_nesterov_momentum,
@@ -92,15 +98,16 @@ __version__ = "0.2.0"
 
 __all__ = [
     # the transform contract, composition, configured rules
-    "ConfiguredRule", "Transform", "apply", "chain", "get_or_compute_grads", "update_rule",
+    "ConfiguredRule", "Transform", "Updates", "apply", "chain", "get_or_compute_grads",
+    "update_rule", "ParamError",
     # building blocks
     "add_decayed_weights", "identity", "negate", "scale", "scale_by_adadelta",
-    "scale_by_adagrad", "scale_by_adam", "scale_by_adamax", "scale_by_amsgrad",
-    "scale_by_learning_rate", "scale_by_lion", "scale_by_nadam", "scale_by_rms", "scale_by_rprop",
-    "trace",
+    "scale_by_adagrad", "scale_by_adagrad_window", "scale_by_adam", "scale_by_adamax",
+    "scale_by_amsgrad", "scale_by_learning_rate", "scale_by_lion", "scale_by_nadam",
+    "scale_by_rms", "scale_by_rprop", "trace",
     # the rules and their registry
-    "KINDS", "RULES", "adadelta", "adagrad", "adam", "adamax", "adamw", "amsgrad", "lion",
-    "momentum", "nadam", "nesterov_momentum", "rmsprop", "rprop", "sgd",
+    "KINDS", "RULES", "adadelta", "adagrad", "adagrad_window", "adam", "adamax", "adamw",
+    "amsgrad", "lion", "momentum", "nadam", "nesterov_momentum", "rmsprop", "rprop", "sgd",
     # rules made of rules
     "averages", "ema", "lookahead", "masked", "multi_steps", "partition",
     # clipping and constraints

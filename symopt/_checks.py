@@ -16,6 +16,15 @@ from pytensor.graph.basic import Variable
 FLOAT_DTYPES = ("float16", "float32", "float64")
 
 
+class ParamError(TypeError, ValueError):
+    """A parameter that cannot be updated: not a shared variable, or not floating point.
+
+    Both a ``TypeError`` (what symopt has always raised) and a ``ValueError`` (what
+    Lasagne and PyMC document for a parameter that is not shared), so code written for
+    either catches it.
+    """
+
+
 def describe(var) -> str:
     """A short human name for a variable, for error messages."""
     name = getattr(var, "name", None)
@@ -36,13 +45,13 @@ def check_params(params) -> list:
     seen = set()
     for i, p in enumerate(params):
         if not isinstance(p, SharedVariable):
-            raise TypeError(
+            raise ParamError(
                 f"params[{i}] is a {describe(p)}, not a shared variable; update rules can "
                 "only update shared variables (make one with pytensor.shared)"
             )
         dtype = getattr(p, "dtype", None)
         if dtype not in FLOAT_DTYPES:
-            raise TypeError(
+            raise ParamError(
                 f"params[{i}] ({describe(p)}) has dtype {dtype}; gradient descent needs a "
                 f"floating-point parameter ({', '.join(FLOAT_DTYPES)})"
             )

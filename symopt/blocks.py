@@ -12,6 +12,8 @@ they are cast to each parameter's dtype, so a float32 parameter stays float32.
 
 from __future__ import annotations
 
+import numbers
+
 import pytensor.tensor as pt
 
 from symopt._checks import as_scalar, check_hyper
@@ -26,6 +28,7 @@ __all__ = [
     "scale",
     "scale_by_adadelta",
     "scale_by_adagrad",
+    "scale_by_adagrad_window",
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_amsgrad",
@@ -146,6 +149,56 @@ def scale_by_adagrad(epsilon=1e-6):
     return Transform(transform, elementwise=True, name="scale_by_adagrad")
 
 
+def scale_by_adagrad_window(epsilon=0.1, n_win=10, learning_rate=None):
+    r"""Adagrad over a window: divide by the root of the last ``n_win`` squared gradients.
+
+    PyMC's ``adagrad_window`` (its default optimizer for ``pm.fit``): the sum of all
+    squared gradients of :func:`scale_by_adagrad` becomes the sum of the last
+    :math:`n` of them, kept in a ring buffer, so old gradients stop counting:
+
+    .. math::
+
+        w_{t \bmod n} \leftarrow g^2, \qquad
+        s \leftarrow g \,/\, \sqrt{\textstyle\sum_{k=0}^{n-1} w_k + \epsilon}
+
+    with the window :math:`w` zero at first (the first :math:`n - 1` steps sum fewer
+    squares). State: ``<param>.window``, of the parameter's shape with a last axis of
+    length ``n_win`` (PyMC's layout), and the counter ``adagrad_window.t``, whose value
+    modulo ``n_win`` is the slot written next.
+
+    Given a ``learning_rate``, the block folds it in and gives the descent step
+    :math:`-(\eta g) / \sqrt{\cdot}` (the products in PyMC's order, so that it rounds as
+    PyMC's does whatever the gradient graph is, a clipped one included); otherwise chain
+    :func:`scale_by_learning_rate` after it.
+
+    Not elementwise in the fused path's sense: the window has an axis the parameter does
+    not, and the flat buffers of :mod:`symopt.fused` are parameter-shaped. ``fuse=True``
+    refuses it, ``fuse="auto"`` keeps it on the per-tensor path.
+    """
+    check_hyper(epsilon, "epsilon", low=0)
+    if learning_rate is not None:
+        check_hyper(learning_rate, "learning_rate", low=0)
+    if isinstance(n_win, bool) or not isinstance(n_win, numbers.Integral) or n_win < 1:
+        raise ValueError(f"n_win must be a positive integer (the number of past squared "
+                         f"gradients summed), got {n_win!r}")
+    n_win = int(n_win)
+
+    def transform(steps, params):
+        t = step_counter("adagrad_window")
+        slot = t % n_win
+        new_steps, state = [], []
+        for g, p in zip(steps, params, strict=True):
+            eps = as_scalar(epsilon, p.dtype)
+            window = param_state(p, "window", "adagrad_window", extra_axes=(n_win,))
+            window_new = pt.set_subtensor(window[..., slot], pt.sqr(g))
+            new_steps.append(_step_size(g, pt.sqrt(window_new.sum(axis=-1) + eps),
+                                        learning_rate, p.dtype))
+            state.append((window, window_new))
+        return new_steps, state + [(t, t + 1)]
+
+    return Transform(transform, elementwise=False, name="scale_by_adagrad_window")
+
+
 def scale_by_rms(rho=0.9, epsilon=1e-6, centered=False):
     r"""Divide by a running root mean square of the gradients (Tieleman & Hinton, 2012).
 
@@ -215,6 +268,42 @@ def _check_betas(beta1, beta2):
     check_hyper(beta2, "beta2", low=0, high=1, high_open=True)
 
 
+#: Where Adam's family adds epsilon: to the root of the bias-corrected second moment
+#: (Algorithm 1 of Kingma & Ba; torch, optax), or to the root of the raw one, with both
+#: bias corrections folded into the step size (the paper's "efficient" form of section 2;
+#: Lasagne, PyMC).
+EPSILON_PLACEMENTS = ("after_correction", "before_correction")
+
+
+def _check_placement(epsilon_placement, learning_rate):
+    if epsilon_placement not in EPSILON_PLACEMENTS:
+        raise ValueError(f"epsilon_placement must be one of {EPSILON_PLACEMENTS}, got "
+                         f"{epsilon_placement!r}")
+    if learning_rate is not None:
+        if epsilon_placement != "before_correction":
+            raise ValueError("learning_rate is folded into the step size only with "
+                             "epsilon_placement='before_correction'; otherwise chain "
+                             "scale_by_learning_rate after this block")
+        check_hyper(learning_rate, "learning_rate", low=0)
+
+
+def _step_size(numerator, denominator, learning_rate, dtype):
+    r"""The efficient form's step size :math:`\alpha_t = -\eta \cdot n / d` (or ``n / d``);
+    also adagrad_window's step, :math:`-\eta g / d`.
+
+    ``numerator`` None stands for 1. Given a learning rate, it is folded in with its sign,
+    as ``(-lr * n) / d`` (``-lr / d``): Lasagne and PyMC compute ``(lr * n) / d`` and
+    subtract the step, which rounds the same; PyTensor's rewrites keep that order only
+    for this exact graph (a ``* 1``, or the sign outside, lets them reorder the product).
+    """
+    if learning_rate is None:
+        return (1 / denominator) if numerator is None else numerator / denominator
+    negative_rate = -as_scalar(learning_rate, dtype)
+    if numerator is None:
+        return negative_rate / denominator
+    return negative_rate * numerator / denominator
+
+
 def _moments(g, p, b1, b2, rule):
     """The first and second moment estimates of Adam, and their state pairs."""
     m = param_state(p, "m", rule)
@@ -250,7 +339,8 @@ def _adam_family(rule, beta1, beta2, epsilon, direction):
     return Transform(transform, elementwise=True, name=f"scale_by_{rule}")
 
 
-def scale_by_adam(beta1=0.9, beta2=0.999, epsilon=1e-8, name="adam"):
+def scale_by_adam(beta1=0.9, beta2=0.999, epsilon=1e-8, name="adam", *,
+                  epsilon_placement="after_correction", learning_rate=None):
     r"""Adam's direction, Algorithm 1 of Kingma & Ba (2015).
 
     .. math::
@@ -259,17 +349,38 @@ def scale_by_adam(beta1=0.9, beta2=0.999, epsilon=1e-8, name="adam"):
         v \leftarrow \beta_2 v + (1-\beta_2)\, g^2 \\
         s &\leftarrow \frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}
 
+    With ``epsilon_placement="before_correction"`` (Kingma & Ba's "efficient" form of
+    their section 2, which Lasagne and PyMC compute) both bias corrections move into the
+    step size and epsilon is added to the root of the raw second moment:
+
+    .. math::
+
+        \alpha_t = \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}, \qquad
+        s \leftarrow \alpha_t\, \frac{m}{\sqrt{v} + \epsilon}
+
+    which is the first form with :math:`\epsilon` scaled by :math:`\sqrt{1-\beta_2^t}`:
+    the two agree while :math:`\epsilon` is small next to :math:`\sqrt{v}`. Given a
+    ``learning_rate`` (only in that form), the block folds it into the step size,
+    :math:`\alpha_t = -\eta \sqrt{1-\beta_2^t}/(1-\beta_1^t)`, and returns descent steps
+    (no :func:`scale_by_learning_rate` after it): the order in which Lasagne and PyMC
+    round, so the rule equals theirs bit for bit.
+
     State: ``<param>.m``, ``<param>.v`` and the counter ``<name>.t``.
     """
+    _check_placement(epsilon_placement, learning_rate)
 
     def direction(g, p, b1, b2, eps, t):
         m, v, pairs = _moments(g, p, b1, b2, name)
-        return (m / (1 - b1**t)) / (pt.sqrt(v / (1 - b2**t)) + eps), pairs
+        if epsilon_placement == "after_correction":
+            return (m / (1 - b1**t)) / (pt.sqrt(v / (1 - b2**t)) + eps), pairs
+        alpha = _step_size(pt.sqrt(1 - b2**t), 1 - b1**t, learning_rate, p.dtype)
+        return alpha * m / (pt.sqrt(v) + eps), pairs
 
     return _adam_family(name, beta1, beta2, epsilon, direction)
 
 
-def scale_by_adamax(beta1=0.9, beta2=0.999, epsilon=1e-8):
+def scale_by_adamax(beta1=0.9, beta2=0.999, epsilon=1e-8, *,
+                    epsilon_placement="after_correction", learning_rate=None):
     r"""AdaMax's direction, the infinity-norm Adam of Kingma & Ba (2015), Algorithm 2.
 
     .. math::
@@ -278,20 +389,31 @@ def scale_by_adamax(beta1=0.9, beta2=0.999, epsilon=1e-8):
         u \leftarrow \max(\beta_2 u, |g|), \qquad
         s \leftarrow \frac{m / (1-\beta_1^t)}{u + \epsilon}
 
-    State: ``<param>.m``, ``<param>.u`` and ``adamax.t``.
+    :math:`u` has no bias correction, so both ``epsilon_placement`` values give this
+    equation; ``"before_correction"`` computes it as Lasagne and PyMC do, the correction
+    in the step size first, :math:`\alpha_t = 1/(1-\beta_1^t)` and
+    :math:`s \leftarrow \alpha_t\, m / (u + \epsilon)`, and, given a ``learning_rate``,
+    folds it in (:math:`\alpha_t = -\eta/(1-\beta_1^t)`, descent steps), which rounds as
+    they do. State: ``<param>.m``, ``<param>.u`` and ``adamax.t``.
     """
+    _check_placement(epsilon_placement, learning_rate)
 
     def direction(g, p, b1, b2, eps, t):
         m = param_state(p, "m", "adamax")
         u = param_state(p, "u", "adamax")
         m_new = b1 * m + (1 - b1) * g
         u_new = pt.maximum(b2 * u, pt.abs(g))
-        return (m_new / (1 - b1**t)) / (u_new + eps), [(m, m_new), (u, u_new)]
+        pairs = [(m, m_new), (u, u_new)]
+        if epsilon_placement == "after_correction":
+            return (m_new / (1 - b1**t)) / (u_new + eps), pairs
+        alpha = _step_size(None, 1 - b1**t, learning_rate, p.dtype)
+        return alpha * m_new / (u_new + eps), pairs
 
     return _adam_family("adamax", beta1, beta2, epsilon, direction)
 
 
-def scale_by_amsgrad(beta1=0.9, beta2=0.999, epsilon=1e-8):
+def scale_by_amsgrad(beta1=0.9, beta2=0.999, epsilon=1e-8, *,
+                     epsilon_placement="after_correction", learning_rate=None):
     r"""AMSGrad's direction (Reddi et al., 2018), with Adam's bias correction.
 
     .. math::
@@ -299,16 +421,23 @@ def scale_by_amsgrad(beta1=0.9, beta2=0.999, epsilon=1e-8):
         \hat v \leftarrow \max(\hat v, v), \qquad
         s \leftarrow \frac{m / (1-\beta_1^t)}{\sqrt{\hat v / (1-\beta_2^t)} + \epsilon}
 
-    with ``m`` and ``v`` as in Adam: the form of ``torch.optim.Adam(amsgrad=True)``.
-    State: ``<param>.m``, ``<param>.v``, ``<param>.v_max`` and ``amsgrad.t``.
+    with ``m`` and ``v`` as in Adam: the form of ``torch.optim.Adam(amsgrad=True)``. With
+    ``epsilon_placement="before_correction"``, Lasagne's ``amsgrad``:
+    :math:`s \leftarrow \alpha_t\, m / (\sqrt{\hat v} + \epsilon)` with
+    :math:`\alpha_t` as in :func:`scale_by_adam` (and a ``learning_rate`` folded in the
+    same way). State: ``<param>.m``, ``<param>.v``, ``<param>.v_max`` and ``amsgrad.t``.
     """
+    _check_placement(epsilon_placement, learning_rate)
 
     def direction(g, p, b1, b2, eps, t):
         m, v, pairs = _moments(g, p, b1, b2, "amsgrad")
         v_max = param_state(p, "v_max", "amsgrad")
         v_max_new = pt.maximum(v_max, v)
-        step = (m / (1 - b1**t)) / (pt.sqrt(v_max_new / (1 - b2**t)) + eps)
-        return step, pairs + [(v_max, v_max_new)]
+        pairs = pairs + [(v_max, v_max_new)]
+        if epsilon_placement == "after_correction":
+            return (m / (1 - b1**t)) / (pt.sqrt(v_max_new / (1 - b2**t)) + eps), pairs
+        alpha = _step_size(pt.sqrt(1 - b2**t), 1 - b1**t, learning_rate, p.dtype)
+        return alpha * m / (pt.sqrt(v_max_new) + eps), pairs
 
     return _adam_family("amsgrad", beta1, beta2, epsilon, direction)
 

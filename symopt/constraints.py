@@ -92,7 +92,8 @@ def _default_norm_axes(ndim):
     if ndim in (3, 4, 5):  # convolution filters (units, channels, *kernel)
         return tuple(range(1, ndim))
     raise ValueError(
-        f"no default norm_axes for a tensor with {ndim} dimensions; pass norm_axes"
+        f"Unsupported tensor dimensionality {ndim}: no default norm_axes for a tensor "
+        f"with {ndim} dimensions; pass norm_axes"
     )
 
 

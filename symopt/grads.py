@@ -24,13 +24,17 @@ def get_or_compute_grads(loss_or_grads, params):
     -------
     list of TensorVariable
         The gradients, cast to the dtype of their parameter and given its static shape,
-        so that update expressions keep the exact type of the shared variables.
+        so that update expressions keep the exact type of the shared variables. A list
+        of gradients that already have those types is returned as it is (the same list),
+        as Lasagne and PyMC do.
 
     Raises
     ------
+    symopt.ParamError
+        If a parameter is not a floating-point shared variable: both a ``TypeError`` and
+        a ``ValueError`` (Lasagne and PyMC document a ``ValueError`` there).
     TypeError
-        If a parameter is not a floating-point shared variable, or ``loss_or_grads`` is
-        neither a variable nor a list.
+        If ``loss_or_grads`` is neither a variable nor a list.
     ValueError
         If the loss is not a scalar, does not depend on a parameter, or the gradient list
         has the wrong length or a gradient the wrong number of dimensions.
@@ -62,6 +66,9 @@ def get_or_compute_grads(loss_or_grads, params):
                     f"{describe(p)} has {p.ndim}"
                 )
             checked.append(like_param(g, p))
+        if isinstance(loss_or_grads, list) and all(
+                c is g for c, g in zip(checked, grads, strict=True)):
+            return loss_or_grads
         return checked
     if isinstance(loss_or_grads, Variable):
         loss = loss_or_grads

@@ -40,18 +40,23 @@ def tag_state(var, rule, role, param=None):
     return var
 
 
-def param_state(param, role, rule, fill=0.0):
+def param_state(param, role, rule, fill=0.0, extra_axes=()):
     """A shared variable shaped and typed like ``param``, filled with ``fill``.
 
     It has the parameter's dtype and static shape (so its broadcast pattern too), and is
-    named ``<param name>.<role>``.
+    named ``<param name>.<role>``. ``extra_axes`` appends axes of those lengths to the
+    shape, for state that keeps several values per element (``adagrad_window``'s window
+    of past squared gradients); such state cannot live on the fused path, whose flat
+    buffers are parameter-shaped.
     """
     if isinstance(param, SharedVariable):
         shape = param.get_value(borrow=True).shape
     else:  # the fused path's flat stand-in for many parameters: a vector of static length
         shape = param.type.shape
-    value = np.full(shape, fill, dtype=param.dtype)
-    var = pytensor.shared(value, name=f"{param.name or 'param'}.{role}", shape=param.type.shape)
+    extra_axes = tuple(int(n) for n in extra_axes)
+    value = np.full(shape + extra_axes, fill, dtype=param.dtype)
+    var = pytensor.shared(value, name=f"{param.name or 'param'}.{role}",
+                          shape=param.type.shape + extra_axes)
     return tag_state(var, rule, role, param)
 
 

@@ -5,14 +5,14 @@ r"""Wrappers that map a rule's updates to new updates.
 - :func:`apply_norm_constraint`: a max-norm constraint on updated weights;
 - :func:`skip_nonfinite`: the NaN guard, which makes a step all-or-nothing.
 
-Each takes what a rule returned (a list of pairs, or a Lasagne-style dict) and returns
-the same kind.
+Each takes what a rule returned (:class:`symopt.Updates`, a plain list of pairs, or a
+Lasagne-style dict) and returns the same kind: a dict of the same class for a dict, else
+:class:`symopt.Updates` (a list of pairs that also reads as a mapping).
 """
 
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
 
 import numpy as np
 import pytensor
@@ -24,6 +24,7 @@ from symopt._checks import check_params, describe, like_param
 from symopt.blocks import trace
 from symopt.constraints import norm_constraint
 from symopt.state import state_tag, tag_state
+from symopt.updates import Updates
 
 __all__ = ["apply_momentum", "apply_nesterov_momentum", "apply_norm_constraint",
            "skip_nonfinite"]
@@ -48,8 +49,18 @@ def _step_of(param, expression):
     return expression - param
 
 
+def _pairs(updates):
+    """The ``(variable, expression)`` pairs of a dict or of a list of pairs."""
+    return list(updates.items() if isinstance(updates, dict) else updates)
+
+
+def _same_kind(updates, pairs):
+    """``pairs`` as the kind ``updates`` was: its dict class, else :class:`Updates`."""
+    return type(updates)(pairs) if isinstance(updates, dict) else Updates(pairs)
+
+
 def _with_trace(updates, params, block):
-    pairs = list(updates.items() if isinstance(updates, dict) else updates)
+    pairs = _pairs(updates)
     if params is None:
         params = [var for var, _ in pairs if state_tag(var) is None]
     params = check_params(params)
@@ -61,7 +72,7 @@ def _with_trace(updates, params, block):
     new_steps, state = block.transform(steps, params)
     new = {id(p): like_param(p + s, p) for p, s in zip(params, new_steps)}
     result = [(var, new.get(id(var), expr)) for var, expr in pairs] + state
-    return OrderedDict(result) if isinstance(updates, dict) else result
+    return _same_kind(updates, result)
 
 
 def apply_momentum(updates, params=None, momentum=0.9):
@@ -73,7 +84,7 @@ def apply_momentum(updates, params=None, momentum=0.9):
 
     Parameters
     ----------
-    updates : list of (SharedVariable, TensorVariable) or dict
+    updates : Updates, list of (SharedVariable, TensorVariable) or dict
         What a rule returned (symopt's, Lasagne-style dicts, or hand-written).
     params : list of SharedVariable, optional
         Which parameters get momentum; by default every updated variable that is not
@@ -82,8 +93,9 @@ def apply_momentum(updates, params=None, momentum=0.9):
 
     Returns
     -------
-    list or OrderedDict
-        The same kind as ``updates``, with the velocities' updates appended.
+    Updates or dict
+        The same kind as ``updates`` (a dict of its class, else :class:`symopt.Updates`),
+        with the velocities' updates appended.
         ``apply_momentum(sgd(loss, params, lr), momentum=mu)`` equals
         ``momentum(loss, params, lr, mu)`` bit for bit.
     """
@@ -105,10 +117,11 @@ def apply_norm_constraint(updates, params, max_norm, norm_axes=None, epsilon=1e-
     """Apply :func:`norm_constraint` to the updated values of ``params`` in ``updates``.
 
     The max-norm regularisation of the slides, "after each training step", folded into
-    the same compiled update. Returns the same kind as ``updates`` (list or dict).
+    the same compiled update. Returns the same kind as ``updates`` (a dict of its class,
+    else :class:`symopt.Updates`).
     """
     params = check_params(params)
-    pairs = list(updates.items() if isinstance(updates, dict) else updates)
+    pairs = _pairs(updates)
     chosen = {id(p) for p in params}
     found = {id(var) for var, _ in pairs} & chosen
     for p in params:
@@ -119,7 +132,7 @@ def apply_norm_constraint(updates, params, max_norm, norm_axes=None, epsilon=1e-
          if id(var) in chosen else e)
         for var, e in pairs
     ]
-    return type(updates)(result) if isinstance(updates, dict) else result
+    return _same_kind(updates, result)
 
 
 def skip_nonfinite(updates, counter=None, return_counter=False):
@@ -150,7 +163,7 @@ def skip_nonfinite(updates, counter=None, return_counter=False):
     >>> w.get_value(), int(skips.get_value())
     (array([0.9]), 1)
     """
-    pairs = list(updates.items() if isinstance(updates, dict) else updates)
+    pairs = _pairs(updates)
     if counter is None:
         counter = tag_state(pytensor.shared(np.int64(0), name="nonfinite.skips"),
                             "skip_nonfinite", "skips")
@@ -162,5 +175,5 @@ def skip_nonfinite(updates, counter=None, return_counter=False):
     finite = functools.reduce(pt.and_, checks)
     guarded = [(var, var.type.filter_variable(pt.switch(finite, e, var))) for var, e in pairs]
     guarded.append((counter, pt.switch(finite, counter, counter + 1)))
-    result = type(updates)(guarded) if isinstance(updates, dict) else guarded
+    result = _same_kind(updates, guarded)
     return (result, counter) if return_counter else result

@@ -64,7 +64,8 @@ def fused_apply(transform, grads, params):
     if not transform.elementwise:
         raise NotFusable(
             f"{transform!r} is not elementwise: it looks across elements (a global norm, "
-            "a guard over all steps, or a function not declared elementwise), which one "
+            "a guard over all steps, a window of past values per element, or a function "
+            "not declared elementwise), which one "
             "fused loop cannot compute; use fuse=False or 'auto', or declare a function "
             "of your own with symopt.Transform(fn, elementwise=True)")
     groups = OrderedDict()

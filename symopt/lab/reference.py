@@ -108,6 +108,28 @@ class Adagrad(Rule):
             self.sum_square[i] + self.c(self.epsilon))
 
 
+class AdagradWindow(Rule):
+    r"""PyMC's ``adagrad_window``: Adagrad over the last ``n_win`` squared gradients.
+
+    A ring buffer :math:`w` of ``n_win`` slots per element, zeros at first; step
+    :math:`t` (1 at the first) writes slot :math:`(t - 1) \bmod n`:
+
+    .. math::
+
+        w_{(t-1) \bmod n} \leftarrow g^2, \qquad
+        \theta \leftarrow \theta - \eta\, g / \sqrt{\textstyle\sum_k w_k + \epsilon}
+    """
+
+    def __init__(self, params, learning_rate=1e-3, epsilon=0.1, n_win=10):
+        super().__init__(params, learning_rate=learning_rate, epsilon=epsilon, n_win=n_win)
+        self.window = [np.zeros(np.shape(p) + (n_win,), dtype=self.dtype) for p in params]
+
+    def update(self, i, theta, g):
+        self.window[i][..., (self.t - 1) % self.n_win] = g**2
+        total = self.window[i].sum(axis=-1)
+        return theta - self.c(self.learning_rate) * g / np.sqrt(total + self.c(self.epsilon))
+
+
 class RMSProp(Rule):
     r"""Tieleman & Hinton (2012), as TensorFlow's ``RMSPropOptimizer`` (epsilon inside the root).
 
@@ -164,19 +186,32 @@ class AdaDelta(Rule):
         return theta - self.c(self.learning_rate) * delta
 
 
+def _efficient(epsilon_placement):
+    """Whether a rule of Adam's family takes Kingma & Ba's efficient form (section 2)."""
+    if epsilon_placement not in ("after_correction", "before_correction"):
+        raise ValueError(f"unknown epsilon_placement {epsilon_placement!r}")
+    return epsilon_placement == "before_correction"
+
+
 class Adam(Rule):
-    r"""Kingma & Ba (2015), Algorithm 1.
+    r"""Kingma & Ba (2015), Algorithm 1, or the efficient form of their section 2.
 
     .. math::
 
         m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
         \hat m &= m / (1-\beta_1^t), \qquad \hat v = v / (1-\beta_2^t), \qquad
         \theta \leftarrow \theta - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)
+
+    ``epsilon_placement="before_correction"``, the efficient form (Lasagne, PyMC):
+    :math:`\alpha_t = \eta \sqrt{1-\beta_2^t} / (1-\beta_1^t)`,
+    :math:`\theta \leftarrow \theta - \alpha_t\, m / (\sqrt{v} + \epsilon)`.
     """
 
-    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
+                 epsilon_placement="after_correction"):
         super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
                          epsilon=epsilon)
+        self.efficient = _efficient(epsilon_placement)
         self.m = _zeros(params)
         self.v = _zeros(params)
 
@@ -184,6 +219,9 @@ class Adam(Rule):
         b1, b2, t = self.c(self.beta1), self.c(self.beta2), self.c(self.t)
         self.m[i] = b1 * self.m[i] + (1 - b1) * g
         self.v[i] = b2 * self.v[i] + (1 - b2) * g**2
+        if self.efficient:
+            alpha = np.sqrt(1 - b2**t) / (1 - b1**t)
+            return alpha * self.m[i] / (np.sqrt(self.v[i]) + self.c(self.epsilon))
         m_hat = self.m[i] / (1 - b1**t)
         v_hat = self.v[i] / (1 - b2**t)
         return m_hat / (np.sqrt(v_hat) + self.c(self.epsilon))
@@ -199,11 +237,15 @@ class AdaMax(Rule):
 
         m \leftarrow \beta_1 m + (1-\beta_1) g, \qquad u \leftarrow \max(\beta_2 u, |g|),
         \qquad \theta \leftarrow \theta - \frac{\eta}{1-\beta_1^t} \frac{m}{u + \epsilon}
+
+    :math:`u` has no bias correction: ``epsilon_placement`` does not change the equation.
     """
 
-    def __init__(self, params, learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    def __init__(self, params, learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
+                 epsilon_placement="after_correction"):
         super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
                          epsilon=epsilon)
+        _efficient(epsilon_placement)
         self.m = _zeros(params)
         self.u = _zeros(params)
 
@@ -227,11 +269,16 @@ class AMSGrad(Rule):
             \frac{m}{\sqrt{v_{max}}/\sqrt{1-\beta_2^t} + \epsilon}
 
     ``max_was_active`` records whether the maximum ever kept an older, larger value.
+    ``epsilon_placement="before_correction"`` is Lasagne's ``amsgrad``:
+    :math:`\theta \leftarrow \theta - \eta \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}
+    \frac{m}{\sqrt{v_{max}} + \epsilon}`.
     """
 
-    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
+                 epsilon_placement="after_correction"):
         super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
                          epsilon=epsilon)
+        self.efficient = _efficient(epsilon_placement)
         self.m = _zeros(params)
         self.v = _zeros(params)
         self.v_max = _zeros(params)
@@ -243,6 +290,9 @@ class AMSGrad(Rule):
         self.v[i] = b2 * self.v[i] + (1 - b2) * g**2
         self.max_was_active |= bool(np.any(self.v_max[i] > self.v[i]))
         self.v_max[i] = np.maximum(self.v_max[i], self.v[i])
+        if self.efficient:
+            alpha = self.c(self.learning_rate) * np.sqrt(1 - b2**t) / (1 - b1**t)
+            return theta - alpha * self.m[i] / (np.sqrt(self.v_max[i]) + self.c(self.epsilon))
         denominator = np.sqrt(self.v_max[i]) / np.sqrt(1 - b2**t) + self.c(self.epsilon)
         return theta - self.c(self.learning_rate) / (1 - b1**t) * self.m[i] / denominator
 

@@ -18,7 +18,10 @@ curves' metadata hold them):
 - ``"pymc"``: PyMC's configured rule (``pm.adam(learning_rate=...)``).
 
 A rule is paired only where the peer computes the same equations; where it does not,
-the row says why in ``unpaired``.
+the row says why in ``unpaired``. A factory returns None for hyperparameters whose form
+the peer does not compute (PyMC's Adam is the ``epsilon_placement="before_correction"``
+form, torch's the other); with ``similar``, :func:`peer` then falls back on the
+``similar`` factory.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ class Row:
         The NumPy transcription (a :class:`symopt.lab.reference.Rule`).
     cases : tuple of dict
         Hyperparameters of the trajectory tests, chosen to exercise every branch.
-    fused : dict
-        The hyperparameters of the fused-path comparison (the most branches at once).
+    fused : dict or None
+        The hyperparameters of the fused-path comparison (the most branches at once);
+        None for a rule that is not elementwise (its state has an axis its parameter has
+        not), which the fused path refuses.
     quadratic, rosenbrock : (dict, int)
         Hyperparameters and a number of steps that reach the test quadratic's minimum to
         1e-3 and Rosenbrock's to 1e-2, in float64 and float32.
@@ -63,7 +68,7 @@ class Row:
 
     reference: type
     cases: tuple
-    fused: dict
+    fused: dict | None
     quadratic: tuple
     rosenbrock: tuple
     roles: tuple = ()
@@ -76,6 +81,20 @@ class Row:
 
 def _adam_kwargs(h):
     return {"b1": h["beta1"], "b2": h["beta2"], "eps": h["epsilon"]}
+
+
+def _efficient(h):
+    """Whether ``h`` selects the efficient form of Adam's family (Lasagne's and PyMC's)."""
+    return h.get("epsilon_placement", "after_correction") == "before_correction"
+
+
+def _only(condition, make):
+    """A peer factory that computes the rule only where ``condition(h)`` holds."""
+    return lambda module, h: make(module, h) if condition(h) else None
+
+
+def _not_efficient(h):
+    return not _efficient(h)
 
 
 def _torch_adam(h, **extra):
@@ -148,6 +167,20 @@ ROWS = {
         similar={"torch": lambda torch, h: (torch.optim.Adagrad, {"lr": h["learning_rate"],
                                                                   "eps": h["epsilon"]})},
     ),
+    "adagrad_window": Row(
+        reference.AdagradWindow,
+        # a window shorter than the run, so that old squares drop out of the sum
+        cases=({"learning_rate": 0.1, "n_win": 3},
+               {"learning_rate": 0.05, "epsilon": 1e-3, "n_win": 5}),
+        fused=None,
+        quadratic=({"learning_rate": 0.1}, 400),
+        rosenbrock=({"learning_rate": 2e-3}, 30000),
+        roles=("window",),
+        counter=True,
+        resume={"learning_rate": 0.1, "n_win": 3},
+        peers={"pymc": lambda pm, h: pm.adagrad_window(
+            learning_rate=h["learning_rate"], epsilon=h["epsilon"], n_win=h["n_win"])},
+    ),
     "rmsprop": Row(
         reference.RMSProp,
         cases=({"learning_rate": 0.05},
@@ -192,7 +225,8 @@ ROWS = {
     "adam": Row(
         reference.Adam,
         cases=({"learning_rate": 0.1},
-               {"learning_rate": 0.05, "beta1": 0.5, "beta2": 0.9, "epsilon": 1e-3}),
+               {"learning_rate": 0.05, "beta1": 0.5, "beta2": 0.9, "epsilon": 1e-3},
+               {"learning_rate": 0.05, "epsilon": 1e-2, "epsilon_placement": "before_correction"}),
         fused={"learning_rate": 0.1},
         quadratic=({"learning_rate": 0.1, "epsilon": 0.1}, 500),
         rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 20000),
@@ -200,10 +234,17 @@ ROWS = {
         counter=True,
         resume={"learning_rate": 0.05},
         peers={
-            "torch": lambda torch, h: (torch.optim.Adam, _torch_adam(h)),
-            "optax": lambda optax, h: optax.adam(h["learning_rate"], **_adam_kwargs(h)),
+            "torch": _only(_not_efficient,
+                           lambda torch, h: (torch.optim.Adam, _torch_adam(h))),
+            "optax": _only(_not_efficient,
+                           lambda optax, h: optax.adam(h["learning_rate"], **_adam_kwargs(h))),
+            # PyMC's (and Lasagne's) adam is the efficient form, epsilon before correction
+            "pymc": _only(_efficient, lambda pm, h: pm.adam(
+                learning_rate=h["learning_rate"], beta1=h["beta1"], beta2=h["beta2"],
+                epsilon=h["epsilon"])),
         },
-        unpaired={"pymc": "PyMC's adam adds epsilon before the bias correction"},
+        unpaired={"pymc": "PyMC's adam adds epsilon before the bias correction: only "
+                          "epsilon_placement='before_correction' computes it"},
         similar={"pymc": lambda pm, h: pm.adam(learning_rate=h["learning_rate"],
                                                beta1=h["beta1"], beta2=h["beta2"],
                                                epsilon=h["epsilon"])},
@@ -211,7 +252,8 @@ ROWS = {
     "adamax": Row(
         reference.AdaMax,
         cases=({"learning_rate": 0.1},
-               {"learning_rate": 0.1, "beta1": 0.8, "beta2": 0.5}),
+               {"learning_rate": 0.1, "beta1": 0.8, "beta2": 0.5},
+               {"learning_rate": 0.1, "beta1": 0.8, "epsilon_placement": "before_correction"}),
         fused={"learning_rate": 0.1},
         quadratic=({"learning_rate": 0.3, "epsilon": 0.1}, 500),
         rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 15000),
@@ -228,15 +270,20 @@ ROWS = {
     ),
     "amsgrad": Row(
         reference.AMSGrad,
-        cases=({"learning_rate": 0.1, "beta2": 0.9},),
+        cases=({"learning_rate": 0.1, "beta2": 0.9},
+               {"learning_rate": 0.1, "beta2": 0.9, "epsilon": 1e-2,
+                "epsilon_placement": "before_correction"}),
         fused={"learning_rate": 0.1, "beta2": 0.9},
         quadratic=({"learning_rate": 0.3}, 500),
         rosenbrock=({"learning_rate": 0.03}, 10000),
         roles=("m", "v", "v_max"),
         counter=True,
         resume={"learning_rate": 0.05, "beta2": 0.9},
-        peers={"torch": lambda torch, h: (torch.optim.Adam, _torch_adam(h, amsgrad=True))},
-        unpaired={"optax": "optax.amsgrad keeps the maximum of the bias-corrected v"},
+        peers={"torch": _only(_not_efficient, lambda torch, h: (
+            torch.optim.Adam, _torch_adam(h, amsgrad=True)))},
+        unpaired={"optax": "optax.amsgrad keeps the maximum of the bias-corrected v",
+                  "pymc": "PyMC has no amsgrad (Lasagne's is epsilon_placement="
+                          "'before_correction')"},
         similar={"optax": lambda optax, h: optax.amsgrad(h["learning_rate"],
                                                          **_adam_kwargs(h))},
     ),
@@ -319,5 +366,8 @@ def peer(library, rule, module, hyperparameters, similar=False):
     one (for timing only).
     """
     row = ROWS[rule]
-    factory = row.peers.get(library) or (row.similar.get(library) if similar else None)
-    return None if factory is None else factory(module, hyperparameters)
+    factory = row.peers.get(library)
+    found = None if factory is None else factory(module, hyperparameters)
+    if found is None and similar and library in row.similar:
+        found = row.similar[library](module, hyperparameters)
+    return found

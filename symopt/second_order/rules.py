@@ -253,9 +253,10 @@ def scale_by_vsgd(slow_start=2.0, outlier_level=2.0, epsilon=1e-9):
 class LossRule(ConfiguredRule):
     """A configured rule that needs the loss itself; given gradients, it raises."""
 
-    def __call__(self, loss_or_grads, params, fuse=None):
-        require_loss(loss_or_grads, self.name)
-        return super().__call__(loss_or_grads, params, fuse=fuse)
+    def __call__(self, loss_or_grads=None, params=None, *args, fuse=None, **overrides):
+        if loss_or_grads is not None or params is not None:
+            require_loss(loss_or_grads, self.name)
+        return super().__call__(loss_or_grads, params, *args, fuse=fuse, **overrides)
 
 
 def _needs_loss(build):
@@ -268,7 +269,8 @@ def _needs_loss(build):
             require_loss(loss_or_grads, build.__name__)
         result = rule(loss_or_grads, params, *args, **kwargs)
         if isinstance(result, ConfiguredRule):
-            return LossRule(result.name, result, result.hyperparameters, fuse=result.fuse)
+            return LossRule(result.name, result, result.hyperparameters, fuse=result.fuse,
+                            func=checked)
         return result
 
     checked.__signature__ = rule.__signature__

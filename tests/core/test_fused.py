@@ -29,8 +29,10 @@ SHAPES = [(3, 4), (4,), (2, 2, 2), (5,)]
 BROADCASTABLE = SHAPES + [(1, 3)]
 STEPS = 10
 
-# every rule, with the hyperparameters of its row that exercise the most branches
-RULE_CASES = {name: row.fused for name, row in ROWS.items()}
+# every elementwise rule, with the hyperparameters of its row that exercise the most
+# branches (a row without them is a rule the fused path refuses, tested below)
+RULE_CASES = {name: row.fused for name, row in ROWS.items() if row.fused is not None}
+NOT_FUSABLE = sorted(name for name, row in ROWS.items() if row.fused is None)
 
 
 # PyTensor 2's default backend is C; the Numba comparisons (slow to compile there) run
@@ -255,6 +257,27 @@ def test_mixed_dtypes_share_one_step_counter_like_the_per_tensor_path():
 
     assert state_keys(True) == state_keys(False)
     assert state_keys(True).count("adam.t") == 1
+
+
+@pytest.mark.parametrize("name", NOT_FUSABLE)
+def test_a_rule_whose_state_is_not_parameter_shaped_is_not_fused(name):
+    """adagrad_window keeps a window per element: fuse=True refuses it before building
+    anything, "auto" keeps the per-tensor path, which follows the reference."""
+    params = _many(10)
+    with pytest.raises(NotFusable, match="is not elementwise"):
+        symopt.RULES[name](_loss(params), params, learning_rate=0.1, fuse=True)
+    assert not symopt.RULES[name](learning_rate=0.1).elementwise
+    updates = symopt.RULES[name](_loss(params), params, learning_rate=0.1, fuse="auto")
+    step = pytensor.function([], [], updates=updates, mode="CVM")
+    assert not any(isinstance(n.op, FusedUpdate) for n in step.maker.fgraph.toposort())
+    reference = ROWS[name].reference([p.get_value() for p in params], learning_rate=0.1)
+    expected = [p.get_value() for p in params]
+    for _ in range(3):
+        step()
+        grads = [2 * (x - 0.5 * i) * (1 + i % 3) for i, x in enumerate(expected)]
+        expected = reference.step(expected, grads)
+    for p, e in zip(params, expected):
+        np.testing.assert_allclose(p.get_value(), e, rtol=1e-12)
 
 
 def test_a_transform_across_elements_is_not_fused():

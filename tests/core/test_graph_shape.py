@@ -38,10 +38,13 @@ MODES = ["NUMBA", "CVM"] if PYTENSOR_3 else ["CVM"]  # Numba is PyTensor 3's def
 #: neither reads the other's result): PyTensor 3 fuses them into one loop with two outputs,
 #: PyTensor 2.38's fusion joins chains only, so there they stay two loops per parameter
 SIBLINGS = {"lion"}
+# the rules whose every transform is elementwise; adagrad_window keeps a window per element
+ELEMENTWISE = sorted(name for name, rule in symopt.RULES.items()
+                     if rule(learning_rate=0.1).elementwise)
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name", sorted(symopt.RULES))
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_one_in_place_loop_per_parameter_and_no_float64(name, mode):
     """One loop per parameter, in place. On the C VM a rule with per-parameter state gets
     the vectorised loop with no flag: symopt.fused.rewrite swaps PyTensor's scalar C loop
@@ -61,7 +64,22 @@ def test_one_in_place_loop_per_parameter_and_no_float64(name, mode):
     assert not float64, float64
 
 
-@pytest.mark.parametrize("name", sorted(symopt.RULES))
+@pytest.mark.parametrize("mode", MODES)
+def test_adagrad_window_writes_its_window_in_place_and_keeps_float32(mode):
+    """The window's slot is written in place, the parameter's loop runs in place, and no
+    variable is float64 (the sum over the window accumulates in double inside its loop,
+    as PyTensor does for every float32 sum, and PyMC's too)."""
+    fgraph = _compiled("adagrad_window", 2, False, mode)
+    writes = [n for n in fgraph.apply_nodes if "SetSubtensor" in str(n.op)]
+    assert len(writes) == 2 and all(n.op.destroy_map for n in writes)
+    loops = [n for n in fgraph.apply_nodes
+             if isinstance(n.op, Elemwise) and n.outputs[0].type.broadcastable == (False,)
+             and n.op.destroy_map]
+    assert len(loops) == 2
+    assert not [v for v in fgraph.variables if getattr(v.type, "dtype", "") == "float64"]
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
 def test_fused_one_node_for_many_parameters(name):
     fgraph = _compiled(name, 12, True, MODES[0])
     fused = [n for n in fgraph.apply_nodes if isinstance(n.op, FusedUpdate)]

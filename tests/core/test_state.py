@@ -37,7 +37,12 @@ def test_state_names_and_tags(problem, name):
             assert var.dtype == "int64" and var.get_value() == 0
         else:
             assert tag.param is {"W": W, "b": b}[owner]
-            assert var.type == tag.param.type
+            if role == "window":  # adagrad_window: the parameter's type and a last axis
+                window = var.type.shape[-1]
+                assert window == 10 and var.get_value().shape[-1] == window
+                assert var.type == tag.param.type.clone(shape=tag.param.type.shape + (window,))
+            else:
+                assert var.type == tag.param.type
             np.testing.assert_array_equal(var.get_value(), 0)
     assert state_tag(W) is None
 
