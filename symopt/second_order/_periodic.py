@@ -101,7 +101,8 @@ def periodic_inverse_root(flag, S, previous, shift, exponent):
 
 
 def periodic_eigenvectors(flag, S, previous):
-    """The eigenvectors of ``S`` (columns, decreasing eigenvalues) if ``flag``, else ``previous``."""
+    """The eigenvectors of ``S`` (columns, by decreasing eigenvalue) if ``flag``, else
+    ``previous``."""
     zero = pt.constant(np.asarray(0.0, dtype=previous.dtype))
     return PeriodicMatrixFunction("eigenvectors")(flag, S, previous, zero)
 

@@ -29,8 +29,10 @@ SHAPES = [(3, 4), (4,), (2, 2, 2), (5,)]
 BROADCASTABLE = SHAPES + [(1, 3)]
 STEPS = 10
 
-# every rule, with the hyperparameters of its row that exercise the most branches
-RULE_CASES = {name: row.fused for name, row in ROWS.items()}
+# every elementwise rule, with the hyperparameters of its row that exercise the most
+# branches (the others, fused=None in their rows, are refused: see the test below)
+RULE_CASES = {name: row.fused for name, row in ROWS.items() if row.fused is not None}
+NOT_FUSABLE = sorted(name for name, row in ROWS.items() if row.fused is None)
 
 
 # PyTensor 2's default backend is C; the Numba comparisons (slow to compile there) run
@@ -255,6 +257,19 @@ def test_mixed_dtypes_share_one_step_counter_like_the_per_tensor_path():
 
     assert state_keys(True) == state_keys(False)
     assert state_keys(True).count("adam.t") == 1
+
+
+@pytest.mark.parametrize("name", NOT_FUSABLE)
+def test_rules_across_elements_are_refused_and_auto_keeps_them_per_tensor(name):
+    """Shampoo and SOAP look across a matrix's elements: fuse=True says so, "auto" keeps
+    the per-tensor path."""
+    assert not symopt.RULES[name](learning_rate=0.1).elementwise
+    params = _many(symopt.fused.FUSE_MIN_TENSORS)
+    with pytest.raises(NotFusable, match="is not elementwise"):
+        symopt.RULES[name](_loss(params), params, fuse=True)
+    updates = symopt.RULES[name](_loss(params), params, fuse="auto")
+    assert not any(isinstance(e.owner.op, FusedUpdate) for _, e in updates if e.owner)
+    assert [v.name for v, _ in updates][:len(params)] == [p.name for p in params]
 
 
 def test_a_transform_across_elements_is_not_fused():

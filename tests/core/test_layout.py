@@ -86,4 +86,8 @@ def test_transforms_declare_whether_they_are_elementwise():
     assert not symopt.chain(symopt.clip_by_global_norm(1.0), symopt.sgd(learning_rate=0.1)).elementwise
     # a plain function declares nothing, so it is not taken as elementwise
     assert not symopt.chain(lambda steps, params: (steps, [])).elementwise
-    assert all(symopt.RULES[name](learning_rate=0.1).elementwise for name in symopt.RULES)
+    # every rule declares it, and its row agrees (no fused case for the others)
+    for name in symopt.RULES:
+        elementwise = symopt.RULES[name](learning_rate=0.1).elementwise
+        assert elementwise == (rulebook.ROWS[name].fused is not None), name
+    assert not symopt.shampoo(learning_rate=0.1).elementwise

@@ -17,6 +17,7 @@ import pytensor.tensor as pt
 import pytest
 
 import symopt
+from symopt.lab.rulebook import ROWS
 from symopt.state import state_tag
 from symopt.texts import blog, book
 
@@ -66,11 +67,15 @@ def test_rules(setting, name, kwargs):
     learning_rate = pytensor.shared(np.float64(0.01), name="lr")
     updates = symopt.RULES[name](loss, params, learning_rate=learning_rate, **kwargs)
     assert_exact_types(updates)
-    # and every state variable is shaped and typed like its parameter
+    # and every state variable is shaped and typed like its parameter (the matrices of
+    # Shampoo's and SOAP's factors: typed like it, square)
     for var, _ in updates:
         tag = state_tag(var)
         if tag is not None and tag.param is not None:
-            assert var.type == tag.param.type, var.name
+            if tag.role in ROWS[name].roles:
+                assert var.type == tag.param.type, var.name
+            else:
+                assert (var.dtype, var.ndim) == (tag.param.dtype, 2), var.name
 
 
 def test_rules_with_symbolic_float64_hyperparameters_and_gradients(setting):
