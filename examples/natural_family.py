@@ -42,23 +42,29 @@ from symopt.lab import kit
 
 PARTS = ("mlp", "autoencoder", "adam-paper")
 
-#: The learning rates (and other settings) of each method, chosen on short trial runs.
+#: PyTensor modes by name: the C backend's virtual machine by default, since PyTensor's
+#: Numba backend computes the transposed products of these networks' gradients many
+#: times slower (see docs/results, second-order methods), which would hide the methods'
+#: own costs in the wall-clock comparison.
+MODES = {"c": "CVM", "numba": "NUMBA"}
+
+#: The settings of each method (the cheapest first, the natural gradient last).
 MLP_METHODS = {
     "adam": {"learning_rate": 1e-3},
-    "natural gradient": {"learning_rate": 0.5, "damping": 1e-2, "cg_iters": 10},
-    "kfac": {"learning_rate": 0.05, "damping": 1e-2, "update_every": 10},
-    "shampoo": {"learning_rate": 1e-3, "update_every": 10},
-    "soap": {"learning_rate": 3e-3, "update_every": 10},
     "sgd": {"learning_rate": 0.1},
     "sgd + batch norm": {"learning_rate": 0.1},
     "prong (sgd)": {"learning_rate": 0.1},
+    "kfac": {"learning_rate": 0.05, "damping": 1e-2, "update_every": 10},
+    "shampoo": {"learning_rate": 1e-3, "update_every": 10},
+    "soap": {"learning_rate": 3e-3, "update_every": 10},
+    "natural gradient": {"learning_rate": 0.5, "damping": 1e-2, "cg_iters": 10},
 }
 AUTOENCODER_METHODS = {
     "adam": {"learning_rate": 1e-3},
-    "natural gradient": {"learning_rate": 0.5, "damping": 1e-2, "cg_iters": 10},
     "kfac": {"learning_rate": 0.02, "damping": 1e-2, "update_every": 10},
     "shampoo": {"learning_rate": 1e-3, "update_every": 10},
     "soap": {"learning_rate": 3e-3, "update_every": 10},
+    "natural gradient": {"learning_rate": 0.5, "damping": 1e-2, "cg_iters": 10},
 }
 ADAM_PAPER_METHODS = {
     "adagrad": {"learning_rate": 0.01},
@@ -166,8 +172,9 @@ def run_method(method, settings, task, steps, eval_every):
     loss = task.cost(logits)
     started = time.perf_counter()
     updates = updates_for(method, settings, task, net, logits, loss)
-    step = pytensor.function(task.inputs(), loss, updates=updates)
-    evaluate = pytensor.function(task.inputs(), task.cost(logits_eval))
+    mode = MODES[args.backend]
+    step = pytensor.function(task.inputs(), loss, updates=updates, mode=mode)
+    evaluate = pytensor.function(task.inputs(), task.cost(logits_eval), mode=mode)
     prong = None
     if method == "prong (sgd)":
         prong = PRONG(net, task.x, every=args.prong_every, n_samples=args.prong_samples,
@@ -247,42 +254,51 @@ def run_part(part, images, args):
     print(f"{part}: {'-'.join(map(str, sizes))}, {len(methods)} methods, {args.steps} steps",
           flush=True)
     results, failed = {}, {}
+    rows = []
     for method, settings in methods.items():
         try:
             results[method] = run_method(method, settings, task, args.steps, args.eval_every)
         except Exception as err:  # one method's failure should not lose the others' runs
             print(f"  {method} FAILED: {type(err).__name__}: {err}", flush=True)
             failed[method] = f"{type(err).__name__}: {err}"
+        rows = write_part(part, sizes, results, failed, methods, task, images, args)
+    print(kit.markdown_table(rows, ["method", "final_cost", "best_cost", "ms_per_step",
+                                    "per_step_vs_adam"]))
+    return {"results": results, "rows": rows, "failed": failed}
+
+
+def write_part(part, sizes, results, failed, methods, task, images, args):
+    """The figure, the table and the curves of the methods run so far (rewritten after
+    each method, so that a long run leaves its results behind whenever it stops)."""
     out = Path(args.out)
-    plot(results, out / f"{part}.png", PART_TITLES[part].format(sizes="-".join(map(str, sizes))))
-    reference = results.get("adam", {}).get("seconds")
+    title = PART_TITLES[part].format(sizes="-".join(map(str, sizes)))
+    if results:
+        plot(results, out / f"{part}.png", title)
+    reference = results.get("adam")
     rows = []
     for method, r in results.items():
         c = r["curve"]
         per_step = r["seconds"] / max(c["step"][-1], 1)
+        adam_per_step = (reference["seconds"] / reference["curve"]["step"][-1]
+                         if reference else None)
         rows.append({"method": method, "settings": json.dumps(r["settings"]),
                      "steps": c["step"][-1], "initial_cost": c["cost"][0],
                      "final_cost": c["cost"][-1], "best_cost": float(np.nanmin(c["cost"])),
                      "ms_per_step": 1e3 * per_step,
-                     "per_step_vs_adam": (r["seconds"] / c["step"][-1]
-                                          / (reference / results["adam"]["curve"]["step"][-1])
-                                          if reference else None),
+                     "per_step_vs_adam": per_step / adam_per_step if adam_per_step else None,
                      "compile_seconds": r["compile_seconds"]})
     rows += [{"method": m, "settings": json.dumps(methods[m]), "failed": e}
              for m, e in failed.items()]
     notes = (f"{images.describe()}; training on {len(task.train_x)} images, mini-batches of "
-             f"{args.batch_size}; the cost is each image's negative log-likelihood, averaged "
-             f"over {len(task.eval_x)} training images without dropout, every "
-             f"{args.eval_every} steps. ms_per_step: wall-clock milliseconds of one training "
-             "step on a shared 2-core machine (PRONG's re-whitening included), and its ratio "
-             "to Adam's.")
-    title = PART_TITLES[part].format(sizes="-".join(map(str, sizes)))
+             f"{args.batch_size}, {args.backend} backend; the cost is each image's negative "
+             f"log-likelihood, averaged over {len(task.eval_x)} training images without "
+             f"dropout, every {args.eval_every} steps. ms_per_step: wall-clock milliseconds "
+             "of one training step on a shared 2-core machine (PRONG's re-whitening "
+             "included), and its ratio to Adam's.")
     kit.write_rows(rows, out / part, title=title, notes=notes)
     (out / f"{part}_curves.json").write_text(json.dumps(
         {m: {**r["curve"], "settings": r["settings"]} for m, r in results.items()}) + "\n")
-    print(kit.markdown_table(rows, ["method", "final_cost", "best_cost", "ms_per_step",
-                                    "per_step_vs_adam"]))
-    return {"results": results, "rows": rows, "failed": failed}
+    return rows
 
 
 def parse_args(argv=None):
@@ -303,6 +319,7 @@ def parse_args(argv=None):
                         help="the autoencoder's hidden layers (Martens: 1000 500 250 30 ...)")
     parser.add_argument("--paper-hidden", type=int, default=256,
                         help="the Adam paper's MLP's hidden units (the paper: 1000)")
+    parser.add_argument("--backend", default="c", choices=sorted(MODES))
     parser.add_argument("--prong-every", type=int, default=100, help="PRONG's T")
     parser.add_argument("--prong-samples", type=int, default=1000, help="PRONG's N_s")
     parser.add_argument("--prong-epsilon", type=float, default=0.1, help="PRONG's epsilon")

@@ -244,8 +244,8 @@ def shampoo(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, shampoo_be
     **Cost.** Per step, for an :math:`m \times n` matrix, two Gram products and two
     products with the roots, :math:`O(mn(m+n))`; every ``update_every`` steps two
     symmetric eigendecompositions, :math:`O(m^3 + n^3)`. On a layer of 784 x 600 that is
-    several times the forward and backward pass of a mini-batch of 100 (measured in
-    ``benchmarks/preconditioners.py``).
+    several times the forward and backward pass of a mini-batch of 100 (milliseconds per
+    step against Adam's: ``examples/natural_family.py``, in ``docs/results``).
 
     Parameters
     ----------
@@ -426,7 +426,8 @@ def soap(learning_rate=3e-3, beta1=0.95, beta2=0.95, epsilon=1e-8, shampoo_beta=
 
     **Cost.** Per step, for an :math:`m \times n` matrix, two Gram products and six
     products with the bases, :math:`O(mn(m+n))`; every ``update_every`` steps two
-    symmetric eigendecompositions (``benchmarks/preconditioners.py``).
+    symmetric eigendecompositions (milliseconds per step against Adam's:
+    ``examples/natural_family.py``, in ``docs/results``).
 
     Parameters
     ----------
