@@ -31,6 +31,7 @@ and ``<part>_curves.json``.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -180,12 +181,12 @@ def run_method(method, settings, task, steps, eval_every):
         prong = PRONG(net, task.x, every=args.prong_every, n_samples=args.prong_samples,
                       epsilon=args.prong_epsilon, seed=args.seed)
     # run each compiled function once (compilation and first-call costs), then restart
-    start = [(v, v.get_value().copy()) for v, _ in updates]
+    start = [(v, copy.deepcopy(v.get_value())) for v, _ in updates]  # random generators too
     bx, by = next(task.batches(1))
     step(*task.feed(bx, by))
     evaluate(*task.feed(task.eval_x, task.eval_y))
     for var, value in start:
-        var.set_value(value)
+        var.set_value(copy.deepcopy(value))
     compile_seconds = time.perf_counter() - started
     feed_eval = task.feed(task.eval_x, task.eval_y)
     curve = {"step": [0], "seconds": [0.0], "cost": [float(evaluate(*feed_eval))],
