@@ -121,7 +121,9 @@ class Task:
         else:
             net = nn.MLP([784, *args.hidden, 10], activation="tanh", output_activation="linear",
                          batch_norm=method == "sgd + batch norm", seed=args.seed)
-        return net, net.output(self.x, training=True), net.output(self.x, training=False)
+        # the training graph last: K-FAC takes the layers' inputs of the latest graph
+        logits_eval = net.output(self.x, training=False)
+        return net, net.output(self.x, training=True), logits_eval
 
     def cost(self, logits):
         """The mean negative log-likelihood of the mini-batch."""
