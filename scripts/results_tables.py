@@ -117,10 +117,29 @@ def studies(root: Path):
             if all(_same_as_library(r, main) for r in main if r["group"] != "library")
             else "")],
     ]
+    family = {part: sorted(_json(root, RESULTS / f"natural_family/{part}.json"),
+                           key=lambda r: r["final_cost"])
+              for part in ("mlp", "autoencoder", "adam-paper")}
+
+    def ranking(part, cost=True):
+        return " < ".join(f"{r['method']} {r['final_cost']:.3g}"
+                          + (f" ({r['per_step_vs_adam']:.1f}x)" if cost else "")
+                          for r in family[part])
+
+    rows += [
+        [f"the natural-gradient family vs Adam, {family['mlp'][0]['steps']} steps, embedded "
+         "subset: final training cost (step time in Adam steps)",
+         f"MLP 784-100-100-10: {ranking('mlp')}; deep autoencoder: {ranking('autoencoder')}"],
+        [f"the Adam paper's dropout MLP, {family['adam-paper'][0]['steps']} steps",
+         "training cost " + ranking("adam-paper", cost=False)],
+    ]
     sources = ["docs/results/blog_toy/iterations.json", "docs/results/blog_mlp/blog.json",
                "docs/results/blog_mlp/book.json", "docs/results/lecture_logreg/results.json",
                "docs/results/course_note/results.json",
-               "docs/results/compare_rules/comparison.json"]
+               "docs/results/compare_rules/comparison.json",
+               "docs/results/natural_family/mlp.json",
+               "docs/results/natural_family/autoencoder.json",
+               "docs/results/natural_family/adam-paper.json"]
     return ["study", "result"], rows, sources
 
 

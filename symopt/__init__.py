@@ -22,7 +22,7 @@ The library, layer by layer (each a module whose name says what is in it):
   NaN guard);
 - :mod:`symopt.regularization`, :mod:`symopt.schedules`, :mod:`symopt.state`;
 - :mod:`symopt.second_order`: curvature products, ESGD, vSGD, SciPy's solvers,
-  Hessian-free;
+  Hessian-free, the natural gradient, Shampoo, SOAP and K-FAC;
 - :mod:`symopt.fused`: the fused multi-tensor backend and compile modes;
 - :mod:`symopt.texts`: the source texts' own forms.
 
@@ -81,7 +81,16 @@ from symopt.rules import (
     rprop,
     sgd,
 )
-from symopt.second_order import esgd, hessian_free, minimize, vsgd
+from symopt.second_order import (
+    esgd,
+    hessian_free,
+    kfac,
+    minimize,
+    natural_gradient,
+    shampoo,
+    soap,
+    vsgd,
+)
 from symopt.state import get_state, load_state, save_state
 from symopt.texts.blog import MomentumUpdate
 from symopt.texts.book import clip_norms
@@ -118,7 +127,8 @@ __all__ = [
     # regularization, schedules, state
     "l1", "l2", "regularize", "schedules", "get_state", "load_state", "save_state",
     # beyond first order
-    "second_order", "esgd", "hessian_free", "minimize", "vsgd",
+    "second_order", "esgd", "hessian_free", "kfac", "minimize", "natural_gradient", "shampoo",
+    "soap", "vsgd",
     # the fused backend
     "fused",
     # the source texts' forms

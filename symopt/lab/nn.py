@@ -55,6 +55,8 @@ __all__ = [
     "Dense",
     "Dropout",
     "Layer",
+    "PReLU",
+    "RReLU",
     "Sequential",
     "accuracy",
     "binary_crossentropy",
@@ -68,6 +70,7 @@ __all__ = [
     "glorot_uniform",
     "he_normal",
     "he_uniform",
+    "kfac_layers",
     "leaky_relu",
     "linear",
     "log_softmax",
@@ -361,6 +364,8 @@ class Dense(Layer):
         z = pt.dot(x, self.W)
         if self.b is not None:
             z = z + self.b
+        # what K-FAC needs of the latest graph: the input and the pre-activation
+        self.last_input, self.last_preactivation = x, z
         return self.activation(z)
 
 
@@ -374,6 +379,113 @@ class Activation(Layer):
 
     def output(self, x, training=False) -> TensorVariable:
         return self.activation(x)
+
+
+class PReLU(Layer):
+    r"""The parametric ReLU (He et al., 2015): a leaky ReLU whose slope is learned.
+
+    .. math:: f(x) = \max(0, x) + a \min(0, x)
+
+    with one slope :math:`a` per unit (per feature of the last axis), a parameter
+    trained with the others, starting at 0.25 as in the paper. It is not a weight: the
+    paper does not decay it (``weights`` is empty), since decay would pull it to 0, the
+    ReLU.
+
+    Parameters
+    ----------
+    n_features : int
+        The number of units (the size of the last axis of the input).
+    init : float, default 0.25
+        The initial slope.
+    name : str, default "prelu"
+        The slope is ``<name>.alpha``.
+    dtype : str, default "float32"
+
+    References
+    ----------
+    K. He, X. Zhang, S. Ren and J. Sun (2015), "Delving Deep into Rectifiers: Surpassing
+    Human-Level Performance on ImageNet Classification", ICCV 2015.
+    https://arxiv.org/abs/1502.01852
+    """
+
+    def __init__(self, n_features: int, init: float = 0.25, name: str = "prelu",
+                 dtype: str | None = None):
+        super().__init__()
+        self.name = name
+        n = int(n_features)
+        if n < 1:
+            raise ValueError(f"{name}: n_features must be positive, got {n_features!r}")
+        self.alpha = _shared(np.full(n, float(init)), f"{name}.alpha", _dtype(dtype))
+
+    @property
+    def params(self):
+        return [self.alpha]
+
+    def output(self, x, training=False) -> TensorVariable:
+        x = pt.as_tensor_variable(x)
+        if x.dtype != self.alpha.dtype:
+            x = pt.cast(x, self.alpha.dtype)
+        zero = as_scalar(0, x.dtype)
+        return pt.maximum(x, zero) + self.alpha * pt.minimum(x, zero)
+
+
+class RReLU(Layer):
+    r"""The randomized leaky ReLU (Xu et al., 2015): a random slope in training, its mean
+    in inference.
+
+    .. math::
+
+        f(x) = \begin{cases} x & x \ge 0 \\ a\, x & x < 0 \end{cases}, \qquad
+        a \sim U(l, u) \text{ per element in training}, \quad
+        a = \frac{l + u}{2} \text{ in inference}
+
+    The slides' RReLU ("picked randomly during training, fixed during testing"). Xu et
+    al. write the negative part as :math:`x / a'` with :math:`a' \sim U(3, 8)`; the
+    defaults here are PyTorch's, a slope drawn directly from :math:`U(1/8, 1/3)`, whose
+    bounds are the reciprocals of the paper's. Like :class:`Dropout`, the layer keeps a
+    random generator whose next state is an :attr:`extra_updates` pair of the training
+    graph.
+
+    Parameters
+    ----------
+    lower, upper : float, default 1/8, 1/3
+        :math:`l \le u`, the bounds of the slope.
+    seed : int or numpy.random.Generator, optional
+    name : str, default "rrelu"
+
+    References
+    ----------
+    B. Xu, N. Wang, T. Chen and M. Li (2015), "Empirical Evaluation of Rectified
+    Activations in Convolutional Network", ICML 2015 Deep Learning Workshop.
+    https://arxiv.org/abs/1505.00853
+    """
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, seed: Seed = None,
+                 name: str = "rrelu"):
+        super().__init__()
+        self.name = name
+        self.lower, self.upper = float(lower), float(upper)
+        if not 0.0 <= self.lower <= self.upper:
+            raise ValueError(f"{name}: the slopes need 0 <= lower <= upper, got lower={lower!r}, "
+                             f"upper={upper!r}")
+        generator = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.rng = pytensor.shared(generator, name=f"{name}.rng")
+
+    @property
+    def mean_slope(self) -> float:
+        """The slope used in inference, :math:`(l + u) / 2`."""
+        return 0.5 * (self.lower + self.upper)
+
+    def output(self, x, training=False) -> TensorVariable:
+        x = pt.as_tensor_variable(x)
+        fixed = pt.switch(x >= 0, x, as_scalar(self.mean_slope, x.dtype) * x)
+        if _is_false(training):
+            return fixed
+        draw, next_rng = _uniform_draw(self.rng, x.shape, x.dtype)
+        slope = as_scalar(self.lower, x.dtype) + as_scalar(self.upper - self.lower, x.dtype) * draw
+        random = pt.switch(x >= 0, x, slope * x)
+        self._extra_updates = {self.rng: next_rng}
+        return random if _is_true(training) else pt.switch(training, random, fixed)
 
 
 def _uniform_draw(rng: SharedVariable, shape, dtype: str):
@@ -560,7 +672,9 @@ class MLP(Sequential):
     sizes : sequence of int
         Input size, hidden sizes, output size (at least two numbers).
     activation : str or callable, default "relu"
-        The hidden layers' activation.
+        The hidden layers' activation; ``"prelu"`` and ``"rrelu"`` put a :class:`PReLU`
+        layer (its slopes ``<layer>.prelu.alpha`` trained with the weights) or an
+        :class:`RReLU` layer after each hidden layer.
     output_activation : str or callable, default "log_softmax"
         The default output is log-probabilities, what :func:`categorical_crossentropy`
         takes; ``"softmax"`` gives probabilities, ``"linear"`` logits.
@@ -598,7 +712,8 @@ class MLP(Sequential):
             layers.append(Dropout(input_dropout, seed=np.random.default_rng(seeds[-1]),
                                   name="input.dropout"))
         n_hidden = len(sizes) - 2
-        activation_fn = get_activation(activation)
+        layered = activation in ("prelu", "rrelu")  # activations with parameters or state
+        activation_fn = relu if layered else get_activation(activation)
         for i, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1])):
             name = "hidden" if n_hidden == 1 else f"hidden{i + 1}"
             layers.append(Dense(n_in, n_out, init=get_initializer(init, activation_fn),
@@ -606,7 +721,14 @@ class MLP(Sequential):
                                 seed=np.random.default_rng(seeds[i]), dtype=dtype))
             if batch_norm:
                 layers.append(BatchNorm(n_out, name=f"{name}.bn", dtype=dtype))
-            layers.append(Activation(activation_fn, name=f"{name}.activation"))
+            if activation == "prelu":
+                layers.append(PReLU(n_out, name=f"{name}.prelu", dtype=dtype))
+            elif activation == "rrelu":
+                # a child of the dropout's seed: a stream of its own
+                rrelu_seed = np.random.default_rng(seeds[len(sizes) + i].spawn(1)[0])
+                layers.append(RReLU(seed=rrelu_seed, name=f"{name}.rrelu"))
+            else:
+                layers.append(Activation(activation_fn, name=f"{name}.activation"))
             if dropout:
                 layers.append(Dropout(dropout, seed=np.random.default_rng(seeds[len(sizes) + i]),
                                       name=f"{name}.dropout"))
@@ -620,6 +742,32 @@ class MLP(Sequential):
         for layer in self.layers[:-1]:
             x = layer.output(x, training)
         return x
+
+
+def kfac_layers(net: Layer) -> list:
+    """The dense layers of ``net`` as :func:`symopt.kfac` takes them.
+
+    One :class:`symopt.second_order.DenseLayer` per :class:`Dense` layer, in order, with
+    the input and pre-activation variables of the latest call of ``net.output`` (build
+    the training graph first, then call this).
+    """
+    from symopt.second_order import DenseLayer
+
+    def dense(layer):
+        if isinstance(layer, Dense):
+            yield layer
+        for inner in getattr(layer, "layers", []):
+            yield from dense(inner)
+
+    found = []
+    for layer in dense(net):
+        if not hasattr(layer, "last_input"):
+            raise ValueError(f"{layer.name}: no graph yet; call net.output(x, training=True) "
+                             "before kfac_layers(net)")
+        found.append(DenseLayer(layer.W, layer.b, layer.last_input, layer.last_preactivation))
+    if not found:
+        raise ValueError(f"{net!r} has no dense layer")
+    return found
 
 
 # ---------------------------------------------------------------------------------------

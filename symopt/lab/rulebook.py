@@ -52,6 +52,9 @@ class Row:
         1e-3 and Rosenbrock's to 1e-2, in float64 and float32.
     roles : tuple of str
         The per-parameter state, in order (``W.m``, ``W.v``, ...).
+    matrix_roles : tuple of str or None
+        For rules that treat matrices apart (Shampoo, SOAP): the state of a matrix
+        parameter, in order; ``roles`` is then the state of the others.
     counter : bool
         Whether the rule keeps a step counter ``<rule>.t``.
     resume : dict or None
@@ -72,6 +75,7 @@ class Row:
     quadratic: tuple
     rosenbrock: tuple
     roles: tuple = ()
+    matrix_roles: tuple | None = None
     counter: bool = False
     resume: dict | None = None
     peers: dict = field(default_factory=dict)
@@ -342,6 +346,42 @@ ROWS = {
                                                     b2=h["beta2"],
                                                     weight_decay=h["weight_decay"])},
     ),
+    "shampoo": Row(
+        reference.Shampoo,
+        cases=({"learning_rate": 0.1, "update_every": 3},
+               # the paper's Algorithm 1: running sums, no momentum, no grafting
+               {"learning_rate": 0.05, "beta1": 0.0, "update_every": 1, "graft": False},
+               # moving averages, decay, and a side too long for a preconditioner
+               {"learning_rate": 0.1, "shampoo_beta": 0.9, "weight_decay": 0.1,
+                "update_every": 2, "max_dim": 2}),
+        fused=None,
+        quadratic=({"learning_rate": 0.1, "epsilon": 0.1}, 500),
+        rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 20000),  # a vector: Adam
+        roles=("m", "v"),
+        matrix_roles=("m", "v", "left", "right", "left_root", "right_root"),
+        counter=True,
+        resume={"learning_rate": 0.05, "update_every": 3},
+        # no peer: neither torch.optim nor optax 0.2.8 has Shampoo
+    ),
+    "soap": Row(
+        reference.SOAP,
+        # epsilon 1e-3: at the first steps L (3 x 3, from one or two gradients) has a null
+        # direction, where the rotated gradient is pure rounding noise (~1e-16) that Adam's
+        # normalisation scales up to noise / epsilon; 1e-8 would make that 1e-8
+        cases=({"learning_rate": 0.1, "update_every": 3, "epsilon": 1e-3},
+               {"learning_rate": 0.05, "beta1": 0.9, "beta2": 0.99, "shampoo_beta": 0.8,
+                "update_every": 2, "weight_decay": 0.0, "max_dim": 2}),
+        fused=None,
+        quadratic=({"learning_rate": 0.1, "beta1": 0.9, "beta2": 0.999, "epsilon": 0.1,
+                    "weight_decay": 0.0}, 500),
+        rosenbrock=({"learning_rate": 3e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 0.1,
+                     "weight_decay": 0.0}, 20000),  # a vector: Adam
+        roles=("m", "v"),
+        matrix_roles=("m", "v", "left", "right", "left_basis", "right_basis"),
+        counter=True,
+        resume={"learning_rate": 0.05, "update_every": 3},
+        # no peer: neither torch.optim nor optax 0.2.8 has SOAP (optax's pull requests)
+    ),
 }
 
 
@@ -352,10 +392,15 @@ def missing_rows():
     return sorted(set(symopt.RULES) ^ set(ROWS))
 
 
-def state_names(rule, params=("W", "b")):
-    """The names :func:`symopt.get_state` gives the state of ``rule`` for ``params``."""
+def state_names(rule, params=("W", "b"), matrices=("W",)):
+    """The names :func:`symopt.get_state` gives the state of ``rule`` for ``params``, of
+    which ``matrices`` are matrices (the tests' ``W``)."""
     row = ROWS[rule]
-    return [f"{p}.{role}" for p in params for role in row.roles] + (
+
+    def roles(p):
+        return row.matrix_roles if p in matrices and row.matrix_roles is not None else row.roles
+
+    return [f"{p}.{role}" for p in params for role in roles(p)] + (
         [f"{rule}.t"] if row.counter else [])
 
 

@@ -260,9 +260,22 @@ def test_mixed_dtypes_share_one_step_counter_like_the_per_tensor_path():
 
 
 @pytest.mark.parametrize("name", NOT_FUSABLE)
-def test_a_rule_whose_state_is_not_parameter_shaped_is_not_fused(name):
+def test_rules_across_elements_are_refused_and_auto_keeps_them_per_tensor(name):
+    """Shampoo and SOAP look across a matrix's elements: fuse=True says so, "auto" keeps
+    the per-tensor path."""
+    assert not symopt.RULES[name](learning_rate=0.1).elementwise
+    params = _many(symopt.fused.FUSE_MIN_TENSORS)
+    with pytest.raises(NotFusable, match="is not elementwise"):
+        symopt.RULES[name](_loss(params), params, fuse=True)
+    updates = symopt.RULES[name](_loss(params), params, fuse="auto")
+    assert not any(isinstance(e.owner.op, FusedUpdate) for _, e in updates if e.owner)
+    assert [v.name for v, _ in updates][:len(params)] == [p.name for p in params]
+
+
+def test_a_rule_whose_state_is_not_parameter_shaped_is_not_fused():
     """adagrad_window keeps a window per element: fuse=True refuses it before building
     anything, "auto" keeps the per-tensor path, which follows the reference."""
+    name = "adagrad_window"
     params = _many(10)
     with pytest.raises(NotFusable, match="is not elementwise"):
         symopt.RULES[name](_loss(params), params, learning_rate=0.1, fuse=True)

@@ -27,8 +27,10 @@ STEPS = 12
 RTOL, ATOL = 1e-12, 1e-13
 
 CASES = [(name, kwargs) for name, row in ROWS.items() for kwargs in row.cases]
-# the fused path takes the elementwise rules (a row with fused=None is refused there)
-FUSED_CASES = [(name, kwargs) for name, kwargs in CASES if ROWS[name].fused is not None]
+# the fused path takes the elementwise rules only (a row with ``fused=None`` is not)
+FUSED_CASES = [case for case in CASES if ROWS[case[0]].fused is not None]
+PATH_CASES = [pytest.param(case, False, id=f"{case_id(case)}-per-tensor") for case in CASES] + [
+    pytest.param(case, True, id=f"{case_id(case)}-fused") for case in FUSED_CASES]
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +70,7 @@ def _trajectories(problem, fuse):
     return run_together(("trajectories", fuse), FUSED_CASES if fuse else CASES, build, STEPS)
 
 
-PATHS = [pytest.param(case, fuse, id=f"{case_id(case)}-{'fused' if fuse else 'per-tensor'}")
-         for fuse in (False, True) for case in (FUSED_CASES if fuse else CASES)]
-
-
-@pytest.mark.parametrize("case, fuse", PATHS)
+@pytest.mark.parametrize("case, fuse", PATH_CASES)
 def test_rule_follows_reference_trajectory(problem, case, fuse):
     name, kwargs = case
     trajectory = _trajectories(problem, fuse)[case_id(case)]

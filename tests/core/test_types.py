@@ -17,6 +17,7 @@ import pytensor.tensor as pt
 import pytest
 
 import symopt
+from symopt.lab.rulebook import ROWS
 from symopt.state import state_tag
 from symopt.texts import blog, book
 
@@ -67,15 +68,21 @@ def test_rules(setting, name, kwargs):
     updates = symopt.RULES[name](loss, params, learning_rate=learning_rate, **kwargs)
     assert_exact_types(updates)
     # and every state variable is shaped and typed like its parameter (a window of past
-    # values, adagrad_window's, has one more axis, of static length)
+    # values, adagrad_window's, has one more axis, of static length; the matrices of
+    # Shampoo's and SOAP's factors are typed like it, square)
     for var, _ in updates:
         tag = state_tag(var)
-        if tag is not None and tag.param is not None:
-            param_type = tag.param.type
-            if tag.role == "window":
-                param_type = param_type.clone(shape=param_type.shape + var.type.shape[-1:])
-                assert var.type.shape[-1] is not None, var.name
+        if tag is None or tag.param is None:
+            continue
+        param_type = tag.param.type
+        if tag.role == "window":
+            param_type = param_type.clone(shape=param_type.shape + var.type.shape[-1:])
+            assert var.type.shape[-1] is not None, var.name
             assert var.type == param_type, var.name
+        elif tag.role in ROWS[name].roles:
+            assert var.type == param_type, var.name
+        else:
+            assert (var.dtype, var.ndim) == (tag.param.dtype, 2), var.name
 
 
 def test_rules_with_symbolic_float64_hyperparameters_and_gradients(setting):
