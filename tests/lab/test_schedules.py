@@ -149,3 +149,13 @@ def test_variable_dtype_and_name():
     assert s.variable.dtype == "float32" and s.variable.name == "lr"
     s.step()
     assert s.value == 0.1 and s.variable.get_value() == np.float32(0.1)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool", "complex128"])
+def test_a_learning_rate_must_be_a_float(dtype):
+    """StepDecay(dtype="int64") held a learning rate of 0 (0.1 truncated)."""
+    with pytest.raises(ValueError, match=rf"dtype must be a floating-point dtype \(a learning "
+                                         rf"rate is a fraction\), got {dtype}"):
+        schedules.StepDecay(0.1, dtype=dtype)
+    with pytest.raises(ValueError, match="floating-point dtype"):
+        schedules.ReduceOnPlateau(0.1, dtype=dtype)
