@@ -133,7 +133,8 @@ class Task:
 
         if self.part == "autoencoder":  # Bernoulli pixels: summed over the image
             return nn.binary_crossentropy_with_logits(logits, self.x) * np.float32(784)
-        return nn.categorical_crossentropy(pt.special.log_softmax(logits, axis=-1), self.y)
+        return nn.categorical_crossentropy_from_log_probs(
+            pt.special.log_softmax(logits, axis=-1), self.y)
 
     def inputs(self):
         return [self.x] if self.part == "autoencoder" else [self.x, self.y]

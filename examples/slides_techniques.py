@@ -279,7 +279,7 @@ def layer_grad_norms(net, x_values, y_values) -> list[float]:
     from symopt.lab import nn
 
     x, y = pt.matrix("x", dtype=net.params[0].dtype), pt.lvector("y")
-    loss = nn.categorical_crossentropy(net.output(x, training=True), y)
+    loss = nn.categorical_crossentropy_from_log_probs(net.output(x, training=True), y)
     grads = pytensor.grad(loss, net.weights)
     f = pytensor.function([x, y], [pt.sqrt(pt.sqr(g).sum()) for g in grads])
     return [float(v) for v in f(x_values, y_values)]

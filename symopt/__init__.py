@@ -91,7 +91,7 @@ from symopt.second_order import (
     soap,
     vsgd,
 )
-from symopt.state import get_state, load_state, save_state
+from symopt.state import CheckpointError, get_state, load_state, save_state
 from symopt.texts.blog import MomentumUpdate
 from symopt.texts.book import clip_norms
 from symopt.transform import ConfiguredRule, Transform, apply, chain, update_rule
@@ -125,7 +125,8 @@ __all__ = [
     # wrappers: updates to updates
     "apply_momentum", "apply_nesterov_momentum", "apply_norm_constraint", "skip_nonfinite",
     # regularization, schedules, state
-    "l1", "l2", "regularize", "schedules", "get_state", "load_state", "save_state",
+    "l1", "l2", "regularize", "schedules", "CheckpointError", "get_state", "load_state",
+    "save_state",
     # beyond first order
     "second_order", "esgd", "hessian_free", "kfac", "minimize", "natural_gradient", "shampoo",
     "soap", "vsgd",

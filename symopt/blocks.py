@@ -7,7 +7,9 @@ shared variable per parameter, named ``<param>.<role>``) and
 :func:`symopt.state.step_counter` (an int64 ``<rule>.t``).
 
 Hyperparameters may be Python or NumPy numbers, shared variables or symbolic scalars;
-they are cast to each parameter's dtype, so a float32 parameter stays float32.
+they are cast to each parameter's dtype, so a float32 parameter stays float32, and a value
+known when the rule is built is checked twice (:class:`symopt._checks.Hyperparameter`): as
+given, and in each dtype it is used in (``beta1=1 - 1e-9`` is 1.0 in float32).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numbers
 
 import pytensor.tensor as pt
 
-from symopt._checks import as_scalar, check_hyper
+from symopt._checks import Hyperparameter, as_scalar, known_value
 from symopt.state import param_state, step_counter
 from symopt.step_schedules import StepSchedule
 from symopt.transform import Transform
@@ -41,6 +43,15 @@ __all__ = [
 ]
 
 
+def _pair(value, name, what):
+    """``value`` as two hyperparameters, or a clear error."""
+    try:
+        first, second = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair {what}, got {value!r}") from None
+    return first, second
+
+
 def _elementwise(fn, name):
     """A stateless elementwise transform from ``fn(step, param) -> new_step``."""
 
@@ -58,8 +69,8 @@ def identity():
 
 def scale(factor):
     r"""Multiply every step by ``factor``: :math:`s \leftarrow c\, s`."""
-    check_hyper(factor, "factor")
-    return _elementwise(lambda s, p: as_scalar(factor, p.dtype) * s, "scale")
+    factor = Hyperparameter(factor, "factor")
+    return _elementwise(lambda s, p: factor(p.dtype) * s, "scale")
 
 
 def negate():
@@ -77,9 +88,8 @@ def scale_by_learning_rate(learning_rate):
     """
     if isinstance(learning_rate, StepSchedule):
         return _scheduled_learning_rate(learning_rate)
-    check_hyper(learning_rate, "learning_rate", low=0)
-    return _elementwise(lambda s, p: -(as_scalar(learning_rate, p.dtype) * s),
-                        "scale_by_learning_rate")
+    learning_rate = Hyperparameter(learning_rate, "learning_rate", low=0)
+    return _elementwise(lambda s, p: -(learning_rate(p.dtype) * s), "scale_by_learning_rate")
 
 
 def _scheduled_learning_rate(schedule):
@@ -94,9 +104,8 @@ def _scheduled_learning_rate(schedule):
 
 def add_decayed_weights(weight_decay):
     r"""Add the decoupled weight decay term: :math:`s \leftarrow s + \lambda\, \theta`."""
-    check_hyper(weight_decay, "weight_decay", low=0)
-    return _elementwise(lambda s, p: s + as_scalar(weight_decay, p.dtype) * p,
-                        "add_decayed_weights")
+    weight_decay = Hyperparameter(weight_decay, "weight_decay", low=0)
+    return _elementwise(lambda s, p: s + weight_decay(p.dtype) * p, "add_decayed_weights")
 
 
 def trace(decay=0.9, nesterov=False):
@@ -110,12 +119,12 @@ def trace(decay=0.9, nesterov=False):
 
     State: ``<param>.velocity``, zeros at first.
     """
-    check_hyper(decay, "momentum", low=0, high=1)
+    decay = Hyperparameter(decay, "momentum", low=0, high=1)
 
     def transform(steps, params):
         new_steps, state = [], []
         for s, p in zip(steps, params, strict=True):
-            mu = as_scalar(decay, p.dtype)
+            mu = decay(p.dtype)
             v = param_state(p, "velocity", "momentum")
             v_new = mu * v + s
             new_steps.append(mu * v_new + s if nesterov else v_new)
@@ -132,14 +141,15 @@ def scale_by_adagrad(epsilon=1e-6):
 
         r \leftarrow r + g^2, \qquad s \leftarrow g / \sqrt{r + \epsilon}
 
-    State: ``<param>.sum_square``.
+    State: ``<param>.sum_square``. ``epsilon`` must be > 0 (in the parameter's dtype): it
+    keeps :math:`0 / 0` from the first zero gradient.
     """
-    check_hyper(epsilon, "epsilon", low=0)
+    epsilon = _epsilon(epsilon)
 
     def transform(steps, params):
         new_steps, state = [], []
         for g, p in zip(steps, params, strict=True):
-            eps = as_scalar(epsilon, p.dtype)
+            eps = epsilon(p.dtype)
             r = param_state(p, "sum_square", "adagrad")
             r_new = r + pt.sqr(g)
             new_steps.append(g / pt.sqrt(r_new + eps))
@@ -175,9 +185,9 @@ def scale_by_adagrad_window(epsilon=0.1, n_win=10, learning_rate=None):
     not, and the flat buffers of :mod:`symopt.fused` are parameter-shaped. ``fuse=True``
     refuses it, ``fuse="auto"`` keeps it on the per-tensor path.
     """
-    check_hyper(epsilon, "epsilon", low=0)
+    epsilon = _epsilon(epsilon)
     if learning_rate is not None:
-        check_hyper(learning_rate, "learning_rate", low=0)
+        learning_rate = Hyperparameter(learning_rate, "learning_rate", low=0)
     if isinstance(n_win, bool) or not isinstance(n_win, numbers.Integral) or n_win < 1:
         raise ValueError(f"n_win must be a positive integer (the number of past squared "
                          f"gradients summed), got {n_win!r}")
@@ -188,7 +198,7 @@ def scale_by_adagrad_window(epsilon=0.1, n_win=10, learning_rate=None):
         slot = t % n_win
         new_steps, state = [], []
         for g, p in zip(steps, params, strict=True):
-            eps = as_scalar(epsilon, p.dtype)
+            eps = epsilon(p.dtype)
             window = param_state(p, "window", "adagrad_window", extra_axes=(n_win,))
             window_new = pt.set_subtensor(window[..., slot], pt.sqr(g))
             new_steps.append(_step_size(g, pt.sqrt(window_new.sum(axis=-1) + eps),
@@ -211,13 +221,12 @@ def scale_by_rms(rho=0.9, epsilon=1e-6, centered=False):
     is also kept and :math:`s \leftarrow g / \sqrt{r - \bar g^2 + \epsilon}` (Graves, 2013).
     State: ``<param>.mean_square`` and, centered, ``<param>.mean_grad``.
     """
-    check_hyper(rho, "rho", low=0, high=1)
-    check_hyper(epsilon, "epsilon", low=0)
+    rho, epsilon = Hyperparameter(rho, "rho", low=0, high=1), _epsilon(epsilon)
 
     def transform(steps, params):
         new_steps, state = [], []
         for g, p in zip(steps, params, strict=True):
-            rho_, eps = as_scalar(rho, p.dtype), as_scalar(epsilon, p.dtype)
+            rho_, eps = rho(p.dtype), epsilon(p.dtype)
             r = param_state(p, "mean_square", "rmsprop")
             r_new = rho_ * r + (1 - rho_) * pt.sqr(g)
             state.append((r, r_new))
@@ -244,13 +253,12 @@ def scale_by_adadelta(rho=0.95, epsilon=1e-6):
 
     State: ``<param>.mean_square`` and ``<param>.mean_square_delta``.
     """
-    check_hyper(rho, "rho", low=0, high=1)
-    check_hyper(epsilon, "epsilon", low=0)
+    rho, epsilon = Hyperparameter(rho, "rho", low=0, high=1), _epsilon(epsilon)
 
     def transform(steps, params):
         new_steps, state = [], []
         for g, p in zip(steps, params, strict=True):
-            rho_, eps = as_scalar(rho, p.dtype), as_scalar(epsilon, p.dtype)
+            rho_, eps = rho(p.dtype), epsilon(p.dtype)
             r = param_state(p, "mean_square", "adadelta")
             d = param_state(p, "mean_square_delta", "adadelta")
             r_new = rho_ * r + (1 - rho_) * pt.sqr(g)
@@ -263,9 +271,10 @@ def scale_by_adadelta(rho=0.95, epsilon=1e-6):
     return Transform(transform, elementwise=True, name="scale_by_adadelta")
 
 
-def _check_betas(beta1, beta2):
-    check_hyper(beta1, "beta1", low=0, high=1, high_open=True)
-    check_hyper(beta2, "beta2", low=0, high=1, high_open=True)
+def _epsilon(epsilon):
+    """``epsilon`` where it guards a division (by a root of zeros at the first step):
+    > 0, in each dtype it is used in."""
+    return Hyperparameter(epsilon, "epsilon", low=0, low_open=True)
 
 
 #: Where Adam's family adds epsilon: to the root of the bias-corrected second moment
@@ -284,7 +293,7 @@ def _check_placement(epsilon_placement, learning_rate):
             raise ValueError("learning_rate is folded into the step size only with "
                              "epsilon_placement='before_correction'; otherwise chain "
                              "scale_by_learning_rate after this block")
-        check_hyper(learning_rate, "learning_rate", low=0)
+        Hyperparameter(learning_rate, "learning_rate", low=0)
 
 
 def _step_size(numerator, denominator, learning_rate, dtype):
@@ -298,7 +307,9 @@ def _step_size(numerator, denominator, learning_rate, dtype):
     """
     if learning_rate is None:
         return (1 / denominator) if numerator is None else numerator / denominator
-    negative_rate = -as_scalar(learning_rate, dtype)
+    if not isinstance(learning_rate, Hyperparameter):
+        learning_rate = Hyperparameter(learning_rate, "learning_rate", low=0)
+    negative_rate = -learning_rate(dtype)
     if numerator is None:
         return negative_rate / denominator
     return negative_rate * numerator / denominator
@@ -319,8 +330,9 @@ def _adam_family(rule, beta1, beta2, epsilon, direction):
     ``direction(g, p, b1, b2, eps, t)`` returns ``(step, state_pairs)`` for one parameter,
     with ``t`` the step count (1 at the first step) cast to the parameter's dtype.
     """
-    _check_betas(beta1, beta2)
-    check_hyper(epsilon, "epsilon", low=0)
+    beta1 = Hyperparameter(beta1, "beta1", low=0, high=1, high_open=True)
+    beta2 = Hyperparameter(beta2, "beta2", low=0, high=1, high_open=True)
+    epsilon = _epsilon(epsilon)
 
     def transform(steps, params):
         t = step_counter(rule)
@@ -329,8 +341,7 @@ def _adam_family(rule, beta1, beta2, epsilon, direction):
         for g, p in zip(steps, params, strict=True):
             dtype = p.dtype
             step, pairs = direction(
-                g, p, as_scalar(beta1, dtype), as_scalar(beta2, dtype),
-                as_scalar(epsilon, dtype), pt.cast(t_new, dtype),
+                g, p, beta1(dtype), beta2(dtype), epsilon(dtype), pt.cast(t_new, dtype),
             )
             new_steps.append(step)
             state += pairs
@@ -473,13 +484,13 @@ def scale_by_lion(beta1=0.9, beta2=0.99):
     Chen et al. (2023), "Symbolic Discovery of Optimization Algorithms", Program 1.
     State: ``<param>.m``.
     """
-    check_hyper(beta1, "beta1", low=0, high=1)
-    check_hyper(beta2, "beta2", low=0, high=1)
+    beta1 = Hyperparameter(beta1, "beta1", low=0, high=1)
+    beta2 = Hyperparameter(beta2, "beta2", low=0, high=1)
 
     def transform(steps, params):
         new_steps, state = [], []
         for g, p in zip(steps, params, strict=True):
-            b1, b2 = as_scalar(beta1, p.dtype), as_scalar(beta2, p.dtype)
+            b1, b2 = beta1(p.dtype), beta2(p.dtype)
             m = param_state(p, "m", "lion")
             new_steps.append(pt.sign(b1 * m + (1 - b1) * g))
             state.append((m, b2 * m + (1 - b2) * g))
@@ -504,13 +515,18 @@ def scale_by_rprop(initial_step=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
     stored gradient is set to zero. Only the gradient's sign is used: the step carries the
     units of the parameter. State: ``<param>.prev_grad``, ``<param>.step_size``, ``rprop.t``.
     """
-    check_hyper(initial_step, "learning_rate", low=0)
-    eta_minus, eta_plus = etas
-    check_hyper(eta_minus, "etas[0]", low=0, high=1)
-    check_hyper(eta_plus, "etas[1]", low=1)
-    min_step, max_step = step_sizes
-    check_hyper(min_step, "step_sizes[0]", low=0)
-    check_hyper(max_step, "step_sizes[1]", low=0)
+    initial_step = Hyperparameter(initial_step, "learning_rate", low=0)
+    eta_minus, eta_plus = _pair(etas, "etas", "(eta_minus, eta_plus), e.g. (0.5, 1.2)")
+    eta_minus = Hyperparameter(eta_minus, "etas[0]", low=0, high=1)
+    eta_plus = Hyperparameter(eta_plus, "etas[1]", low=1)
+    min_step, max_step = _pair(step_sizes, "step_sizes",
+                               "(smallest, largest) step size, e.g. (1e-6, 50.0)")
+    min_step = Hyperparameter(min_step, "step_sizes[0]", low=0)
+    max_step = Hyperparameter(max_step, "step_sizes[1]", low=0)
+    smallest, largest = known_value(min_step.value), known_value(max_step.value)
+    if smallest is not None and largest is not None and smallest > largest:
+        raise ValueError(f"step_sizes={tuple(step_sizes)!r}: the smallest step size "
+                         f"(step_sizes[0]) is larger than the largest (step_sizes[1])")
 
     def transform(steps, params):
         t = step_counter("rprop")
@@ -520,14 +536,13 @@ def scale_by_rprop(initial_step=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
             dtype = p.dtype
             prev = param_state(p, "prev_grad", "rprop")
             delta = param_state(p, "step_size", "rprop")
-            delta_old = pt.switch(first, as_scalar(initial_step, dtype), delta)
+            delta_old = pt.switch(first, initial_step(dtype), delta)
             agreement = g * prev
             factor = pt.switch(
-                pt.gt(agreement, 0), as_scalar(eta_plus, dtype),
-                pt.switch(pt.lt(agreement, 0), as_scalar(eta_minus, dtype), as_scalar(1, dtype)),
+                pt.gt(agreement, 0), eta_plus(dtype),
+                pt.switch(pt.lt(agreement, 0), eta_minus(dtype), as_scalar(1, dtype)),
             )
-            delta_new = pt.clip(delta_old * factor, as_scalar(min_step, dtype),
-                                as_scalar(max_step, dtype))
+            delta_new = pt.clip(delta_old * factor, min_step(dtype), max_step(dtype))
             g_kept = pt.switch(pt.lt(agreement, 0), pt.zeros_like(g), g)
             new_steps.append(pt.sign(g_kept) * delta_new)
             state += [(prev, g_kept), (delta, delta_new)]

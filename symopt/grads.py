@@ -37,7 +37,8 @@ def get_or_compute_grads(loss_or_grads, params):
         If ``loss_or_grads`` is neither a variable nor a list.
     ValueError
         If the loss is not a scalar, does not depend on a parameter, or the gradient list
-        has the wrong length or a gradient the wrong number of dimensions.
+        has the wrong length or a gradient the wrong number of dimensions, or a static
+        shape that is not its parameter's.
 
     Examples
     --------
@@ -65,6 +66,7 @@ def get_or_compute_grads(loss_or_grads, params):
                     f"gradient {i} has {g_ndim} dimensions but its parameter "
                     f"{describe(p)} has {p.ndim}"
                 )
+            _check_static_shape(i, g, p)
             checked.append(like_param(g, p))
         if isinstance(loss_or_grads, list) and all(
                 c is g for c, g in zip(checked, grads, strict=True)):
@@ -93,3 +95,20 @@ def get_or_compute_grads(loss_or_grads, params):
         "loss_or_grads must be a scalar loss or a list of gradients, "
         f"got {type(loss_or_grads).__name__}"
     )
+
+
+def _check_static_shape(i, grad, param):
+    """A gradient's static shape, where known, against its parameter's shape (that of its
+    value, which the rule's state is made for)."""
+    if isinstance(grad, Variable):
+        known = getattr(grad.type, "shape", None) or ()
+    else:
+        known = np.shape(grad)
+    shape = param.get_value(borrow=True).shape
+    if any(g is not None and g != s for g, s in zip(known, shape)):
+        dims = ["?" if g is None else str(g) for g in known]
+        shown = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+        raise ValueError(
+            f"gradient {i} has shape {shown} but its parameter {describe(param)} has shape "
+            f"{shape}; a gradient must have its parameter's shape"
+        )

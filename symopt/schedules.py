@@ -80,8 +80,9 @@ class Schedule:
     name : str, default "learning_rate"
         The shared variable's name.
     dtype : str, optional
-        The shared variable's dtype; ``pytensor.config.floatX`` by default. Rules cast
-        it to each parameter's dtype, so a float64 rate never upcasts float32 updates.
+        The shared variable's dtype, a floating-point one; ``pytensor.config.floatX`` by
+        default. Rules cast it to each parameter's dtype, so a float64 rate never upcasts
+        float32 updates.
 
     Attributes
     ----------
@@ -102,7 +103,10 @@ class Schedule:
         self.minimum = _positive(minimum, "minimum", allow_zero=True)
         if self.minimum > self.initial:
             raise ValueError(f"minimum ({minimum}) is above the initial value ({initial})")
-        dtype = dtype or pytensor.config.floatX
+        dtype = np.dtype(dtype or pytensor.config.floatX)
+        if dtype.kind != "f":
+            raise ValueError(f"dtype must be a floating-point dtype (a learning rate is a "
+                             f"fraction), got {dtype.name}")
         self.variable = pytensor.shared(np.asarray(self.initial, dtype=dtype), name=name)
         self.t = 0
         self.value = self.initial

@@ -17,8 +17,10 @@ import functools
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.scalar import add as scalar_add
 from pytensor.tensor.elemwise import Elemwise
+from pytensor.tensor.type import TensorType
 
 from symopt._checks import check_params, describe, like_param
 from symopt.blocks import trace
@@ -135,6 +137,21 @@ def apply_norm_constraint(updates, params, max_norm, norm_axes=None, epsilon=1e-
     return _same_kind(updates, result)
 
 
+def _is_tensor(variable):
+    return isinstance(variable.type, TensorType)
+
+
+def _check_counter(counter):
+    if not isinstance(counter, SharedVariable):
+        raise TypeError(f"skip_nonfinite: counter must be a shared variable holding an integer "
+                        f"scalar (pytensor.shared(np.int64(0))), got {describe(counter)}")
+    if not _is_tensor(counter) or counter.ndim != 0 or counter.dtype[:3] not in ("int", "uin"):
+        what = (f"a {counter.ndim}-d {counter.dtype} tensor" if _is_tensor(counter)
+                else f"a {counter.type}")
+        raise TypeError(f"skip_nonfinite: counter ({describe(counter)}) must hold an integer "
+                        f"scalar, to count skipped steps exactly; it holds {what}")
+
+
 def skip_nonfinite(updates, counter=None, return_counter=False):
     """Make the updates all-or-nothing: if any new value is NaN or inf, nothing changes.
 
@@ -142,13 +159,16 @@ def skip_nonfinite(updates, counter=None, return_counter=False):
     if one of them holds a non-finite value, every variable keeps its old value for this
     step, including the rule's step counters, and ``counter`` is incremented. The book
     advises watching for NaN values; this keeps one bad batch from destroying the model.
+    State that is not a tensor (ESGD's random generator) moves on all the same: after a
+    skipped step the next one draws new random numbers.
 
     Parameters
     ----------
     updates : list of (SharedVariable, TensorVariable) or dict
     counter : int shared scalar, optional
-        Where to count the skipped steps; by default a new one named
-        ``nonfinite.skips``, which is optimizer state (see :func:`symopt.get_state`).
+        Where to count the skipped steps: a shared variable holding an integer scalar
+        (anything else is refused); by default a new one named ``nonfinite.skips``,
+        which is optimizer state (see :func:`symopt.get_state`).
     return_counter : bool, default False
         Also return the counter.
 
@@ -167,13 +187,17 @@ def skip_nonfinite(updates, counter=None, return_counter=False):
     if counter is None:
         counter = tag_state(pytensor.shared(np.int64(0), name="nonfinite.skips"),
                             "skip_nonfinite", "skips")
+    _check_counter(counter)
     # pt.isfinite does not exist in PyTensor 2.38: "neither NaN nor inf" works in both.
     checks = [~pt.any(pt.or_(pt.isnan(e), pt.isinf(e)))
-              for _, e in pairs if e.dtype.startswith("float")]
+              for _, e in pairs if _is_tensor(e) and e.dtype.startswith("float")]
     if not checks:
         raise ValueError("skip_nonfinite: there is no floating-point update to check")
     finite = functools.reduce(pt.and_, checks)
-    guarded = [(var, var.type.filter_variable(pt.switch(finite, e, var))) for var, e in pairs]
+    # a variable that is not a tensor (ESGD's random generator) cannot be switched: it
+    # moves on, so a skipped step draws new random numbers at the next one
+    guarded = [(var, var.type.filter_variable(pt.switch(finite, e, var)) if _is_tensor(e)
+                else e) for var, e in pairs]
     guarded.append((counter, pt.switch(finite, counter, counter + 1)))
     result = _same_kind(updates, guarded)
     return (result, counter) if return_counter else result

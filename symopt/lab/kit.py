@@ -205,7 +205,7 @@ def fit_classifier(net, updates_fn, train_data, *, epochs: int, valid_data=None,
     x, y = pt.matrix("x", dtype=dtype), pt.lvector("y")
     log_p = net.output(x, training=True)
     extra = net.extra_updates
-    cross_entropy = nn.categorical_crossentropy(log_p, y)
+    cross_entropy = nn.categorical_crossentropy_from_log_probs(log_p, y)
     loss = cross_entropy if penalty is None else cross_entropy + penalty(net)
     updates = updates_fn(loss, net.params)
     updates = list(updates.items()) if isinstance(updates, dict) else list(updates)
@@ -219,7 +219,7 @@ def fit_classifier(net, updates_fn, train_data, *, epochs: int, valid_data=None,
                                        extra_updates=extra, metrics=metrics, monitor=monitor)
     log_p_eval = net.output(x, training=False)
     evaluate = training.compile_evaluator(
-        [x, y], {"loss": nn.categorical_crossentropy(log_p_eval, y),
+        [x, y], {"loss": nn.categorical_crossentropy_from_log_probs(log_p_eval, y),
                  "accuracy": nn.accuracy(log_p_eval, y)}, batch_size=2000)
     # Numba compiles at the first call: count it, then train from the untouched values.
     step.warm_up(*(a[:batch_size] for a in train_data))

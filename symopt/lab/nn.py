@@ -22,7 +22,7 @@ usual way) or a symbolic boolean scalar (one graph, the slides'
 >>> [p.name for p in net.params], [w.name for w in net.weights]
 (['hidden.W', 'hidden.b', 'output.W', 'output.b'], ['hidden.W', 'output.W'])
 >>> x, y = pt.matrix("x", dtype="float32"), pt.lvector("y")
->>> loss = nn.categorical_crossentropy(net.output(x, training=True), y)
+>>> loss = nn.categorical_crossentropy_from_log_probs(net.output(x, training=True), y)
 >>> step = pytensor.function([x, y], loss, updates=symopt.sgd(loss, net.params, 0.5)
 ...                          + net.extra_updates)
 >>> xs, ys = np.eye(3, 4, dtype="float32"), np.array([0, 1, 2])
@@ -38,8 +38,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytensor
+import pytensor.scalar as ps
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.raise_op import CheckAndRaise
+from pytensor.tensor.elemwise import Elemwise
+from pytensor.tensor.special import LogSoftmax, Softmax
 from pytensor.tensor.special import log_softmax as _log_softmax
 from pytensor.tensor.special import softmax as _softmax
 from pytensor.tensor.variable import TensorVariable
@@ -62,6 +66,7 @@ __all__ = [
     "binary_crossentropy",
     "binary_crossentropy_with_logits",
     "categorical_crossentropy",
+    "categorical_crossentropy_from_log_probs",
     "elu",
     "get_activation",
     "get_initializer",
@@ -676,8 +681,9 @@ class MLP(Sequential):
         layer (its slopes ``<layer>.prelu.alpha`` trained with the weights) or an
         :class:`RReLU` layer after each hidden layer.
     output_activation : str or callable, default "log_softmax"
-        The default output is log-probabilities, what :func:`categorical_crossentropy`
-        takes; ``"softmax"`` gives probabilities, ``"linear"`` logits.
+        The default output is log-probabilities, what
+        :func:`categorical_crossentropy_from_log_probs` takes; ``"softmax"`` gives
+        probabilities (for :func:`categorical_crossentropy`), ``"linear"`` logits.
     init : str or callable, optional
         The weights' initialiser; by default the slides' choice for ``activation``
         (:func:`get_initializer`); the output layer uses :func:`glorot_normal`.
@@ -775,28 +781,95 @@ def kfac_layers(net: Layer) -> list:
 # ---------------------------------------------------------------------------------------
 
 
-def categorical_crossentropy(log_probs, targets) -> TensorVariable:
-    r"""Mean cross-entropy :math:`-\frac1n \sum_i \log p_{i, y_i}` from log-probabilities.
+def _made_by(x, op_type) -> bool:
+    """Whether ``x`` is the output of an ``op_type`` node (through casts)."""
+    while x.owner is not None:
+        op = x.owner.op
+        if isinstance(op, op_type):
+            return True
+        if isinstance(op, Elemwise) and isinstance(op.scalar_op, ps.Cast):
+            x = x.owner.inputs[0]
+            continue
+        return False
+    return False
 
-    Parameters
-    ----------
-    log_probs : TensorVariable, shape (n, k)
-        Log-probabilities, e.g. :func:`log_softmax` of logits (the default output of
-        :class:`MLP`), which is stabler than the log of a softmax.
-    targets : TensorVariable
-        Integer class labels, shape ``(n,)``, or a matrix of target probabilities
-        (one-hot rows), shape ``(n, k)``.
+
+def _crossentropy(log_probs, targets, argument) -> TensorVariable:
+    """The mean cross-entropy of ``log_probs`` against labels or target probabilities.
+
+    Integer labels are checked when the loss is computed: a label outside
+    ``[0, n_classes)`` raises a ValueError (a negative one would otherwise pick a class
+    from the end, silently).
     """
-    log_probs = pt.as_tensor_variable(log_probs)
     targets = pt.as_tensor_variable(targets)
     if targets.ndim == log_probs.ndim - 1:
         if not targets.dtype.startswith(("int", "uint")):
             raise TypeError(f"class-label targets must be integers, got dtype {targets.dtype}")
+        n_classes = log_probs.shape[-1]
+        valid = pt.and_(pt.all(pt.ge(targets, 0)), pt.all(pt.lt(targets, n_classes)))
+        targets = CheckAndRaise(
+            ValueError, f"class labels must be in [0, n_classes), n_classes being the number "
+                        f"of columns of {argument}: a target is outside the classes")(targets,
+                                                                                     valid)
         picked = log_probs[pt.arange(log_probs.shape[0]), targets]
         return -picked.mean()
     if targets.ndim != log_probs.ndim:
-        raise ValueError(f"targets have ndim={targets.ndim}, log_probs ndim={log_probs.ndim}")
+        raise ValueError(f"targets have ndim={targets.ndim}, {argument} ndim={log_probs.ndim}")
     return -(pt.cast(targets, log_probs.dtype) * log_probs).sum(axis=-1).mean()
+
+
+def categorical_crossentropy(probs, targets) -> TensorVariable:
+    r"""Mean cross-entropy :math:`-\frac1n \sum_i \log p_{i, y_i}` from probabilities.
+
+    Lasagne's ``categorical_crossentropy``: ``probs`` are probabilities, e.g. a softmax
+    output. For log-probabilities (a :func:`log_softmax` output, the default output of
+    :class:`MLP`, which is stabler) use :func:`categorical_crossentropy_from_log_probs`;
+    a :func:`log_softmax` output given here is refused.
+
+    Parameters
+    ----------
+    probs : TensorVariable, shape (n, k)
+        Probabilities, each row summing to 1.
+    targets : TensorVariable
+        Integer class labels in ``[0, k)``, shape ``(n,)`` (checked when the loss is
+        computed), or a matrix of target probabilities (one-hot rows), shape ``(n, k)``.
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> p = pt.special.softmax(pt.constant(np.log([[1.0, 3.0], [2.0, 2.0]])), axis=-1)
+    >>> round(float(categorical_crossentropy(p, np.array([1, 0])).eval()), 6)
+    0.490415
+    """
+    probs = pt.as_tensor_variable(probs)
+    if _made_by(probs, LogSoftmax):
+        raise ValueError("categorical_crossentropy takes probabilities, but these are the "
+                         "output of log_softmax (log-probabilities); use "
+                         "categorical_crossentropy_from_log_probs")
+    return _crossentropy(pt.log(probs), targets, "probs")
+
+
+def categorical_crossentropy_from_log_probs(log_probs, targets) -> TensorVariable:
+    r"""Mean cross-entropy :math:`-\frac1n \sum_i \log p_{i, y_i}` from log-probabilities.
+
+    For the output of :func:`log_softmax` (the default output of :class:`MLP`), stabler
+    than the log of a softmax. Probabilities (a softmax output) are refused: use
+    :func:`categorical_crossentropy` for them.
+
+    Parameters
+    ----------
+    log_probs : TensorVariable, shape (n, k)
+        Log-probabilities.
+    targets : TensorVariable
+        Integer class labels in ``[0, k)``, shape ``(n,)`` (checked when the loss is
+        computed), or a matrix of target probabilities (one-hot rows), shape ``(n, k)``.
+    """
+    log_probs = pt.as_tensor_variable(log_probs)
+    if _made_by(log_probs, Softmax):
+        raise ValueError("categorical_crossentropy_from_log_probs takes log-probabilities, "
+                         "but these are the output of softmax (probabilities); use "
+                         "categorical_crossentropy, or log_softmax for the output")
+    return _crossentropy(log_probs, targets, "log_probs")
 
 
 def binary_crossentropy(probs, targets, epsilon: float = 1e-7) -> TensorVariable:

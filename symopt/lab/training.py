@@ -23,8 +23,9 @@ This module also re-exports :func:`~symopt.lab.diagnostics.gradient_check`,
 >>> net = nn.MLP([2, 8, 2], seed=0)
 >>> x, y = pt.matrix("x", dtype="float32"), pt.lvector("y")
 >>> log_p = net.output(x, training=True)
+>>> loss = nn.categorical_crossentropy_from_log_probs(log_p, y)
 >>> step = training.compile_train_step(
-...     [x, y], nn.categorical_crossentropy(log_p, y), net.params, symopt.sgd(learning_rate=0.5),
+...     [x, y], loss, net.params, symopt.sgd(learning_rate=0.5),
 ...     metrics={"accuracy": nn.accuracy(log_p, y)}, extra_updates=net.extra_updates)
 >>> history = training.train(step, (x_all, y_all), epochs=10, batch_size=20, progress=False)
 >>> bool(history["train_loss"][-1] < history["train_loss"][0]), history.last("train_accuracy") > 0.9
@@ -39,8 +40,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pytensor
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.tensor.random.type import RandomType
 
 from symopt._checks import check_params
+from symopt.fused.lowering import ancestors
 from symopt.grads import get_or_compute_grads
 from symopt.lab.diagnostics import GradientCheck, gradient_check, monitor_outputs
 from symopt.lab.history import History, plot_histories
@@ -297,7 +301,9 @@ def compile_train_step(inputs: Sequence, loss, params: Sequence, rule: Callable 
     grads : list of TensorVariable, optional
         The gradients; ``pytensor.grad(loss, params)`` by default.
     extra_updates : list of pairs
-        More updates, e.g. ``net.extra_updates`` (batch normalisation, dropout).
+        More updates, e.g. ``net.extra_updates`` (batch normalisation, dropout). A step
+        whose random generators (dropout's) have no update is refused: it would draw the
+        same numbers at every step.
     metrics : dict of str to scalar TensorVariable, optional
         More outputs, e.g. ``{"accuracy": nn.accuracy(out, y)}``.
     monitor : bool, default True
@@ -327,6 +333,8 @@ def compile_train_step(inputs: Sequence, loss, params: Sequence, rule: Callable 
         if name in outputs:
             raise ValueError(f"metric name {name!r} is taken")
         outputs[name] = expr
+    _check_random_generators_advance(list(outputs.values()) + [e for _, e in updates],
+                                     all_updates)
     if monitor:
         for name, expr in monitor_outputs(params, grads, updates, per_param=per_param).items():
             outputs.setdefault(name, expr)
@@ -337,6 +345,20 @@ def compile_train_step(inputs: Sequence, loss, params: Sequence, rule: Callable 
     function = pytensor.function(list(inputs), list(outputs.values()), updates=all_updates,
                                  mode=mode)
     return TrainStep(function, list(outputs), params, all_updates)
+
+
+def _check_random_generators_advance(outputs, updates):
+    """Refuse a training step whose random generators (dropout's) have no update: every
+    step would draw the same numbers (the same dropout mask), silently."""
+    updated = {id(var) for var, _ in updates}
+    frozen = sorted({var.name or "a random generator" for var in ancestors(outputs)
+                     if isinstance(var, SharedVariable) and isinstance(var.type, RandomType)
+                     and id(var) not in updated})
+    if frozen:
+        raise ValueError(
+            f"the training step draws random numbers from {', '.join(map(repr, frozen))} but "
+            "no update advances it, so every step would draw the same numbers (dropout the "
+            "same mask): pass extra_updates=net.extra_updates")
 
 
 class Evaluator:

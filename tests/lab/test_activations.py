@@ -77,7 +77,7 @@ def test_mlp_with_the_layered_activations(activation):
     names = [layer.name for layer in net.layers]
     assert f"hidden.{activation}" in names
     x, y = pt.matrix("x", dtype="float32"), pt.lvector("y")
-    loss = nn.categorical_crossentropy(net.output(x, training=True), y)
+    loss = nn.categorical_crossentropy_from_log_probs(net.output(x, training=True), y)
     if activation == "prelu":
         assert "hidden.prelu.alpha" in [p.name for p in net.params]
     else:

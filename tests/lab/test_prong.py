@@ -82,7 +82,7 @@ def test_starts_as_the_plain_mlp_and_trains_v_and_d_only():
     assert [v.name for v in whitened.layers[0].variables] == [
         "hidden.V", "hidden.d", "hidden.U", "hidden.c"]
     labels = (X[:, 0] > X[:, 0].mean()).astype("int64") + (X[:, 5] > 3)
-    loss = nn.categorical_crossentropy(whitened.output(x, training=True), y)
+    loss = nn.categorical_crossentropy_from_log_probs(whitened.output(x, training=True), y)
     step = pytensor.function([x, y], loss, updates=symopt.sgd(loss, whitened.params, 0.3))
     prong = PRONG(whitened, x, every=20, n_samples=200, epsilon=1e-2, seed=0)
     losses = []

@@ -201,3 +201,13 @@ def test_stop_on_plateau_stops_after_patience_flat_windows():
 def test_callbacks_refuse_bad_arguments(make, message):
     with pytest.raises((TypeError, ValueError), match=message):
         make()
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool", "complex128"])
+def test_a_learning_rate_must_be_a_float(dtype):
+    """StepDecay(dtype="int64") held a learning rate of 0 (0.1 truncated)."""
+    with pytest.raises(ValueError, match=rf"dtype must be a floating-point dtype \(a learning "
+                                         rf"rate is a fraction\), got {dtype}"):
+        schedules.StepDecay(0.1, dtype=dtype)
+    with pytest.raises(ValueError, match="floating-point dtype"):
+        schedules.ReduceOnPlateau(0.1, dtype=dtype)
