@@ -168,8 +168,22 @@ def loop_function(fused, node, name, threads, parallel_min):
     return support + loop
 
 
+def _like_param_checks(fused, inames, fail):
+    """``shapes=None`` (one tensor, its state shaped like it): the gradient and each state
+    array have the parameter's shape."""
+    p, others = inames[0], inames[1:2 + fused.n_states]
+    return "".join(f"""
+        if (!PyArray_SAMESHAPE({x}, {p})) {{
+            PyErr_SetString(PyExc_ValueError, "the gradient or a state array of a parameter "
+                            "does not have the parameter's shape");
+            {fail}
+        }}""" for x in others)
+
+
 def _checks(fused, inames, fail):
     """Every input's shape against its slot's, before anything is copied or written."""
+    if getattr(fused, "shapes", ()) is None:
+        return _like_param_checks(fused, inames, fail)
     code = []
     for index, shape, prefix, suffix in fused.checks():
         dims = ", ".join(str(d) for d in shape) or "0"

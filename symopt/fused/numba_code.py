@@ -163,6 +163,11 @@ def _check_source(op, names):
 
     The comparisons are the whole cost of a call that passes; ``failed`` is used after
     them so that Numba keeps the object-mode call's result typed."""
+    if getattr(op, "shapes", ()) is None:  # one tensor, its state shaped like it
+        return "".join(
+            f"    if {names[j]}.shape != {names[0]}.shape:\n"
+            "        raise ValueError('the gradient or a state array of a parameter does "
+            "not have the parameter\\'s shape')\n" for j in range(1, 2 + op.n_states))
     return "    failed = 0\n" + "".join(
         f"    if {names[index]}.shape != {shape!r}:\n"
         f"        failed = fail({prefix!r}, {suffix!r}, {names[index]})\n"

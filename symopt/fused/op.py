@@ -95,6 +95,16 @@ def _check_shapes(checks, inputs):
             raise_shape_error(prefix, suffix, inputs[index])
 
 
+def _check_like_param(arrays):
+    """``shapes=None``: the gradient and every state array have the parameter's shape."""
+    param, grad, *states = arrays
+    for what, array in [("the gradient", grad)] + [(f"state array {j}", a)
+                                                   for j, a in enumerate(states)]:
+        if np.shape(array) != np.shape(param):
+            raise ValueError(f"{what} of a parameter of shape {np.shape(param)} has shape "
+                             f"{np.shape(array)}; it must have the parameter's shape")
+
+
 class FusedCheck(COp):
     """The shape checks of a whole dtype group, before any of its nodes runs.
 
@@ -176,11 +186,18 @@ class FusedUpdate(COp):
         self.offset = offset
         self.parallel = parallel
         self.inplace = inplace
-        self.shapes, self.buffer_size, self.names = _layout(shapes, buffer_size, names, n_states)
-        if len(self.shapes) != n_tensors:
+        if shapes is None:  # one tensor, its state shaped like it (symopt.fused.rewrite)
+            if n_tensors != 1 or offset:
+                raise ValueError("FusedUpdate: shapes=None is for one tensor whose state "
+                                 "has its shape, at offset 0")
+            self.shapes, self.buffer_size, self.names = None, None, None
+        else:
+            self.shapes, self.buffer_size, self.names = _layout(shapes, buffer_size, names,
+                                                                n_states)
+        if self.shapes is not None and len(self.shapes) != n_tensors:
             raise ValueError(f"FusedUpdate: {len(self.shapes)} shapes for {n_tensors} tensors")
-        end = offset + sum(int(np.prod(shape, dtype=np.int64)) for shape in self.shapes)
-        if end > self.buffer_size:
+        end = offset + sum(int(np.prod(shape, dtype=np.int64)) for shape in self.shapes or ())
+        if self.shapes is not None and end > self.buffer_size:
             raise ValueError(f"FusedUpdate: the tensors end at {end}, past the buffers' "
                              f"length {self.buffer_size}")
         if inplace:
@@ -198,7 +215,7 @@ class FusedUpdate(COp):
         expected = 2 * k + self.scalar_op.nin - 2 + 1
         if len(inputs) != expected:
             raise ValueError(f"FusedUpdate expects {expected} inputs, got {len(inputs)}")
-        for x, shape in zip(inputs[:2 * k], self.shapes + self.shapes):
+        for x, shape in zip(inputs[:2 * k], (self.shapes or ()) * 2):
             if x.ndim != len(shape):
                 raise ValueError(f"FusedUpdate: an input has {x.ndim} dimensions for a "
                                  f"parameter of shape {shape}")
@@ -215,10 +232,15 @@ class FusedUpdate(COp):
         return inputs[:k], inputs[k: 2 * k], inputs[2 * k: 2 * k + r], inputs[2 * k + r: -1]
 
     def checks(self):
+        """The checks against the layout's shapes (none for ``shapes=None``)."""
+        if self.shapes is None:
+            return []
         return shape_checks(self.shapes, self.buffer_size, self.names, self.n_states)
 
     def perform(self, node, inputs, output_storage):
         _check_shapes(self.checks(), inputs)
+        if self.shapes is None:
+            _check_like_param(inputs[:2 + self.n_states])
         params, grads, states, scalars = self.split(inputs)
         params = [_writable(p, self.inplace) for p in params]
         states = [s if self.inplace else s.copy() for s in states]

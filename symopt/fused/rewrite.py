@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytensor
 import pytensor.scalar as ps
+import pytensor.tensor as pt
 from pytensor.compile import optdb
 from pytensor.graph.rewriting.basic import WalkingGraphRewriter, node_rewriter
 from pytensor.tensor.elemwise import Elemwise
@@ -107,8 +109,13 @@ def flat_update(fgraph, node):
     size = getattr(first, "get_value", None)
     size = size(borrow=True).size if size is not None else 0
     parallel = size >= fused_op.PARALLEL_MIN and (os.cpu_count() or 1) > 1
-    op = fused_op.FusedUpdate(body, 1, len(targets) - 1, 0, parallel)
-    new = op(*order[:len(targets) + 1], *(x.dimshuffle() for x in scalars))
+    # shapes=None: the node checks at every call that the gradient and the state have the
+    # parameter's shape (no shape is fixed in its code, so one compiled loop serves every
+    # shape); there is no group to check first, so its token is a constant
+    op = fused_op.FusedUpdate(body, 1, len(targets) - 1, 0, parallel, shapes=None,
+                              buffer_size=None)
+    token = pt.constant(np.zeros((), dtype="int8"))
+    new = op(*order[:len(targets) + 1], *(x.dimshuffle() for x in scalars), token)
     new = new if isinstance(new, list) else [new]
     return dict(zip(node.outputs, new, strict=True))
 

@@ -19,7 +19,10 @@ import symopt
 from symopt.fused import FusedUpdate
 from symopt.lab import rulebook
 
-STATEFUL = sorted(name for name in symopt.RULES if rulebook.ROWS[name].roles)
+# the elementwise rules with per-parameter state (not Shampoo, SOAP, adagrad_window: their
+# loops read more than a gradient)
+STATEFUL = sorted(name for name in symopt.RULES
+                  if rulebook.ROWS[name].roles and rulebook.ROWS[name].fused is not None)
 PYTENSOR_3 = int(pytensor.__version__.split(".")[0]) >= 3
 
 
@@ -106,17 +109,20 @@ def test_numba_keeps_its_own_loop():
     assert not [n for n in f.maker.fgraph.apply_nodes if isinstance(n.op, FusedUpdate)]
 
 
-def test_a_gradient_of_the_wrong_size_is_refused_and_nothing_changes():
+def test_a_gradient_of_the_wrong_size_is_refused_and_the_arrays_are_untouched():
+    """(The step counter has been advanced by then, as with PyTensor's own loop: its
+    increment runs before the loop. The fused path's FusedCheck reads the counters first.)"""
     W = pytensor.shared(np.ones(1000), name="W")
     g = pt.vector("g")
     updates = symopt.adam([g], [W])
     f = pytensor.function([g], [], updates=updates, mode="CVM")
     assert [n for n in f.maker.fgraph.apply_nodes if isinstance(n.op, FusedUpdate)]
-    state = {var.name: var.get_value().copy() for var in symopt.get_state(updates)}
-    with pytest.raises(ValueError):
+    state = {name: var.get_value().copy() for name, var in symopt.get_state(updates).items()}
+    with pytest.raises(ValueError, match="parameter's shape"):
         f(np.ones(4))
     np.testing.assert_array_equal(W.get_value(), np.ones(1000))
-    for var in symopt.get_state(updates):
-        np.testing.assert_array_equal(var.get_value(), state[var.name])
+    for name, var in symopt.get_state(updates).items():
+        if name != "adam.t":
+            np.testing.assert_array_equal(var.get_value(), state[name])
     f(np.ones(1000))  # and the right size still runs
     assert np.all(W.get_value() < 1)
