@@ -106,7 +106,9 @@ def register():
         one = [f"def one(p, g, offset{''.join(', ' + x for x in states + scalars)}):",
                "    flat = np.ascontiguousarray(p).reshape(-1)",
                "    end = offset + flat.shape[0]",
-               f"    args = ({', '.join(['flat', 'np.ascontiguousarray(g).reshape(-1)'] + [f'{x}[offset:end]' for x in states] + scalars)})",
+               "    args = ({})".format(", ".join(
+                   ["flat", "np.ascontiguousarray(g).reshape(-1)"]
+                   + [f"{x}[offset:end]" for x in states] + scalars)),
                "    if flat.shape[0] >= parallel_min:",
                "        ploop(*args)",
                "    else:",
@@ -120,7 +122,8 @@ def register():
             lines.append(f"    {p}, offset = one({', '.join([p, g, 'offset'] + states + scalars)})")
         lines.append(f"    return {', '.join(params + states)}")  # one output: not a tuple
         namespace = {"np": np, "loop": loop_over(op.scalar_op, r, n_scalars),
-                     "parallel_min": fused_op.PARALLEL_MIN if op.parallel else np.iinfo(np.int64).max}
+                     "parallel_min": (fused_op.PARALLEL_MIN if op.parallel
+                                      else np.iinfo(np.int64).max)}
         namespace["ploop"] = loop_over(op.scalar_op, r, n_scalars, op.parallel)
         exec(compile("\n".join(one), "<symopt fused tensor>", "exec"), namespace)
         namespace["one"] = numba_njit(namespace["one"])

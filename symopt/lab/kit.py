@@ -55,8 +55,10 @@ def limit_threads(n: int = 1):
 # ---------------------------------------------------------------------------------------
 
 
-def base_parser(description: str, *, out: str, epochs: int | None = None) -> argparse.ArgumentParser:
-    """A parser with the options every example has: ``--out``, ``--epochs``, ``--quick``, ``--seed``."""
+def base_parser(description: str, *, out: str,
+                epochs: int | None = None) -> argparse.ArgumentParser:
+    """A parser with the options every example has: ``--out``, ``--epochs``, ``--quick``,
+    ``--seed``."""
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", default=out, help="directory for figures, histories and tables")
@@ -65,7 +67,8 @@ def base_parser(description: str, *, out: str, epochs: int | None = None) -> arg
                             help=f"training epochs (default {epochs}; fewer with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="a short run on little data, to see that everything works")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data split, weights, batches")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the data split, weights, batches")
     return parser
 
 
@@ -167,7 +170,8 @@ def fit_classifier(net, updates_fn, train_data, *, epochs: int, valid_data=None,
                    record_steps=False, monitor: bool = False, meta: dict | None = None,
                    save_to: str | os.PathLike | None = None, checkpoint=None,
                    progress: bool = True, log=print):
-    """Train an :class:`symopt.lab.nn` network on integer labels with :func:`symopt.lab.training.train`.
+    """Train an :class:`symopt.lab.nn` network on integer labels with
+    :func:`symopt.lab.training.train`.
 
     Parameters
     ----------
@@ -297,12 +301,15 @@ def _cell(value, digits: int = 4) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
-        return f"{value:.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.{digits}f}"
+        if abs(value) < 1e-3 or abs(value) >= 1e4:
+            return f"{value:.{digits}g}"
+        return f"{value:.{digits}f}"
     return str(value)
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 4) -> str:
-    """A Markdown table of ``rows`` (dicts), the columns in the order given or of first appearance."""
+    """A Markdown table of ``rows`` (dicts), the columns in the order given or of first
+    appearance."""
     if columns is None:
         columns = []
         for row in rows:

@@ -69,7 +69,8 @@ def _converged(dtype):
         with pytensor.config.change_flags(floatX=dtype):
             for name, row in ROWS.items():
                 quad_params, rosen_params = quadratic.shared(), rosenbrock.shared()
-                (quad_kwargs, quad_steps), (rosen_kwargs, rosen_steps) = row.quadratic, row.rosenbrock
+                (quad_kwargs, quad_steps) = row.quadratic
+                (rosen_kwargs, rosen_steps) = row.rosenbrock
                 rule = symopt.RULES[name]
                 updates += rule(quadratic.loss(quad_params), quad_params, **quad_kwargs)
                 updates += rule(rosenbrock.loss(rosen_params), rosen_params, **rosen_kwargs)
