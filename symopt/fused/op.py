@@ -147,6 +147,7 @@ class FusedCheck(COp):
         return c_code.CHECK_SUPPORT_CODE
 
     def c_code_cache_version(self):
+        """The version of the check's C code, part of PyTensor's cache key."""
         return (1,)
 
     def c_code(self, node, name, inames, onames, sub):
