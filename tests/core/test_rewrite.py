@@ -21,9 +21,12 @@ from symopt.lab import rulebook
 
 # the elementwise rules with per-parameter state (not Shampoo, SOAP, adagrad_window: their
 # loops read more than a gradient)
-STATEFUL = sorted(name for name in symopt.RULES
-                  if rulebook.ROWS[name].roles and rulebook.ROWS[name].fused is not None)
 PYTENSOR_3 = int(pytensor.__version__.split(".")[0]) >= 3
+# (on PyTensor 2.38 Lion's parameter loop reads the old momentum its sibling loop updates,
+# two arrays read: PyTensor keeps it, and the one loop it fuses all rules into here)
+STATEFUL = sorted(name for name in symopt.RULES
+                  if rulebook.ROWS[name].roles and rulebook.ROWS[name].fused is not None
+                  and (PYTENSOR_3 or name != "lion"))
 
 
 def _modes():
