@@ -35,7 +35,9 @@ from symopt.lab.rulebook import ROWS
 
 from .test_fused import numba_default
 
-RULE_NAMES = sorted(symopt.RULES)
+#: the elementwise rules, which take every shape and both paths (Shampoo's and SOAP's
+#: factors, adagrad_window's window: their own tests)
+RULE_NAMES = sorted(name for name in symopt.RULES if ROWS[name].fused is not None)
 #: On Numba, a function of every rule on both paths (208 tensors) takes 20 GB to compile:
 #: three rules there, a step counter, a sign and a decoupled weight decay between them
 NUMBA_RULES = ["adam", "lion", "rprop"]
