@@ -79,7 +79,7 @@ def test_rules(setting, name, kwargs):
             param_type = param_type.clone(shape=param_type.shape + var.type.shape[-1:])
             assert var.type.shape[-1] is not None, var.name
             assert var.type == param_type, var.name
-        elif tag.role in ROWS[name].roles:
+        elif tag.role in ROWS[name].roles or ROWS[name].fused is not None:
             assert var.type == param_type, var.name
         else:
             assert (var.dtype, var.ndim) == (tag.param.dtype, 2), var.name
