@@ -36,6 +36,8 @@ import os
 import warnings
 from pathlib import Path
 
+from symopt.state import _fsync_directory  # the checkpoints' durable rename, shared
+
 try:
     import fcntl
 except ImportError:  # not on Windows: there one sweep per directory is up to the user
@@ -101,19 +103,6 @@ def write_json_atomic(path, data):
     os.replace(tmp, path)
     _fsync_directory(path.parent)
     return path
-
-
-def _fsync_directory(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class ResultsLog:
