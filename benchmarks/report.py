@@ -18,7 +18,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-UPDATE_ORDER = ["symopt-numba", "symopt-c", "symopt-numba-fused", "symopt-c-fused", "torch-forloop", "torch-foreach", "torch-fused",
+UPDATE_ORDER = ["symopt-numba", "symopt-c", "symopt-numba-fused", "symopt-c-fused",
+                "torch-forloop", "torch-foreach", "torch-fused",
                 "optax", "numpy"]
 TORCH = ("torch-forloop", "torch-foreach", "torch-fused")
 SIZE_ORDER = {"1e5": 0, "1e6": 1, "1e7": 2, "mlp": 3}
@@ -37,7 +38,9 @@ def us(seconds):
 
 
 def fmt(x, digits=2):
-    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}f}"
 
 
 def table(header, rows):
@@ -110,7 +113,8 @@ def update_section(results, bw, phase="update", clock="wall"):
             and (clock == "wall" or r.get("threads") == 1)]
     merged = merge_timings(rows, lambda r: (r["config"], r["threads"], r["size"], r["rule"]))
     lines, csv_rows, summary = [], [], []
-    threads_sizes = sorted({(k[1], k[2]) for k in merged}, key=lambda t: (t[0], SIZE_ORDER.get(t[1], 9)))
+    threads_sizes = sorted({(k[1], k[2]) for k in merged},
+                           key=lambda t: (t[0], SIZE_ORDER.get(t[1], 9)))
     configs = [c for c in UPDATE_ORDER if any(k[0] == c for k in merged)]
     configs += sorted({k[0] for k in merged} - set(configs))
     rules = list(dict.fromkeys(k[3] for k in merged))
@@ -174,7 +178,7 @@ def size_label(size):
 def graph_section(merged):
     rows = []
     seen = set()
-    for (c, threads, size, rule), r in sorted(merged.items()):
+    for (c, _threads, size, rule), r in sorted(merged.items()):
         g = r.get("graph")
         if not g or (c, rule) in seen or size != "mlp" or c not in GRAPH_CONFIGS:
             continue
@@ -359,7 +363,8 @@ def write_all(payload, out: Path):
         f"{before.get('python')}. Started {before.get('time')}, "
         f"load average {fmt_load(before.get('loadavg'))}; finished {after.get('time')}, "
         f"load average {fmt_load(after.get('loadavg'))}. "
-        f"{'QUICK run (small sizes, few repeats): numbers are provisional.' if meta.get('quick') else ''}",
+        ("QUICK run (small sizes, few repeats): numbers are provisional."
+         if meta.get("quick") else ""),
         f"\nVersions: {versions(results)}\n",
         *[f"Note: {n}\n" for n in meta.get("notes", [])],
         "Cells of the update tables: `min / median` microseconds per step, then the minimum "
@@ -409,6 +414,7 @@ def versions(results):
 
 
 if __name__ == "__main__":
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results" / "results.json")
+    default = Path(__file__).parent / "results" / "results.json"
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else default)
     write_all(json.loads(path.read_text()), path.parent)
     print(f"wrote {path.parent / 'results.md'}")

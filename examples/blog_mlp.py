@@ -9,7 +9,10 @@ CM and NAG at 92 % and SGD at 89 % after 100 epochs.
 Here the same network (tanh hidden layer and Glorot-uniform weights, as in the Theano
 tutorial's ``mlp.py`` the blog's script comes from) is trained with those forms,
 :mod:`symopt.texts.blog`, and with ``--rules book`` with the book's Adagrad, AdaDelta,
-RMSProp and Adam (:mod:`symopt.texts.book`, their default learning rates). The data are
+RMSProp and Adam (:mod:`symopt.texts.book`, their default learning rates), and with
+``--rules modern`` as it is trained today: AdamW's weight decay on the weights only
+(:func:`symopt.partition`) and Adam with a warm-up and cosine decay computed in the graph
+(:func:`symopt.schedules.warmup_cosine_decay`). The data are
 :func:`symopt.lab.data.load_mnist`'s: the full Fashion-MNIST when it is installed, else the
 subset shipped with symopt (``--data DIR`` for other MNIST-format files); a sixth of
 the training set (at most 10000 images) is held out for validation, and the test set is
@@ -25,6 +28,7 @@ after every epoch), ``<group>.png`` (the blog's four plots, one line per rule), 
 
     python examples/blog_mlp.py                     # the blog's three rules, 100 epochs
     python examples/blog_mlp.py --rules book        # the book's four adaptive rules
+    python examples/blog_mlp.py --rules modern      # weight decay on weights only, warm-up + cosine
     python examples/blog_mlp.py --rules all --book-epochs 30
     python examples/blog_mlp.py --quick             # a few epochs on 2000 images
     python examples/blog_mlp.py --checkpoints ckpt  # resumable: rerun to continue or extend
@@ -40,8 +44,34 @@ from symopt.lab import kit
 GROUPS = {
     "blog": ["blog.sgd", "blog.momentum", "blog.nag"],
     "book": ["book.adagrad", "book.adadelta", "book.rmsprop", "book.adam"],
+    "modern": ["modern.adamw_weights_only", "modern.adam_warmup_cosine"],
 }
 BLOG_LEARNING_RATE = 0.01  # the script's default, for sgd, momentum and nag
+MODERN_LEARNING_RATE = 1e-3  # the peak rate of the modern group's rules
+
+
+def modern_rule(name: str, learning_rate: float, total_steps: int):
+    """The modern group's rules: training as it is done today, with symopt's combinators.
+
+    ``adamw_weights_only``: AdamW's decoupled weight decay (0.01) on the weight matrices,
+    plain Adam on the biases (:func:`symopt.partition`); ``adam_warmup_cosine``: Adam with a
+    linear warm-up over the first 5 % of the steps to ``learning_rate``, then a cosine decay
+    to a hundredth of it at the last step, computed in the graph from a counter in the
+    optimizer's state (so a resumed run continues the schedule).
+    """
+    import symopt
+
+    if name == "modern.adamw_weights_only":
+        return symopt.partition(
+            {"decay": symopt.adamw(learning_rate=learning_rate, weight_decay=1e-2),
+             "no_decay": symopt.adam(learning_rate=learning_rate)},
+            labels=lambda p: "decay" if p.ndim > 1 else "no_decay")
+    if name == "modern.adam_warmup_cosine":
+        schedule = symopt.schedules.warmup_cosine_decay(
+            init_value=0.0, peak_value=learning_rate, warmup_steps=max(1, total_steps // 20),
+            decay_steps=total_steps, end_value=learning_rate / 100)
+        return symopt.adam(learning_rate=schedule)
+    raise KeyError(name)
 PLOTS = ["train_loss", "valid_loss", "train_accuracy", "valid_accuracy"]
 
 
@@ -50,7 +80,8 @@ def parse_args(argv=None):
     kit.add_data_argument(parser)
     parser.add_argument("--rules", default="blog",
                         help="'blog' (sgd, momentum, nag), 'book' (adagrad, adadelta, rmsprop, "
-                             "adam), 'all', or form names of symopt.lab.forms.FORMS, comma-separated")
+                             "adam), 'all', or form names of symopt.lab.forms.FORMS, "
+                             "comma-separated")
     parser.add_argument("--book-epochs", type=int, default=None,
                         help="epochs for the book's rules (default: --epochs)")
     parser.add_argument("--learning-rate", type=float, default=None,
@@ -81,10 +112,10 @@ def selected_groups(rules: str) -> dict[str, list[str]]:
     if rules in GROUPS:
         return {rules: GROUPS[rules]}
     names = [n.strip() for n in rules.split(",") if n.strip()]
-    unknown = [n for n in names if n not in FORMS]
+    unknown = [n for n in names if n not in FORMS and n not in GROUPS["modern"]]
     if unknown:
         raise SystemExit(f"unknown rules {unknown}; choose 'blog', 'book', 'all' or from "
-                         f"{sorted(FORMS)}")
+                         f"{sorted(FORMS) + GROUPS['modern']}")
     return {"rules": names}
 
 
@@ -93,11 +124,16 @@ def learning_rate_for(name: str, override: float | None) -> float:
         return override
     if name.startswith("blog."):
         return BLOG_LEARNING_RATE
+    if name.startswith("modern."):
+        return MODERN_LEARNING_RATE
     return kit.default_learning_rate(name)
 
 
 def main(argv=None) -> dict:
-    """Run the study; return ``{"groups": {group: {rule: History}}, "rows": [...], "out": Path}``."""
+    """Run the study.
+
+    Returns ``{"groups": {group: {rule: History}}, "rows": [...], "out": Path}``.
+    """
     args = parse_args(argv)
     from symopt.lab import nn
     from symopt.lab.history import History, plot_histories
@@ -134,8 +170,13 @@ def main(argv=None) -> dict:
             print(f"{name}: learning rate {lr}, {n_epochs} epochs", flush=True)
             net = nn.MLP([784, hidden, 10], activation=args.activation, init="glorot_uniform",
                          seed=args.seed)
+            if name.startswith("modern."):
+                batches = -(-len(data.x_train) // args.batch_size)
+                rule = modern_rule(name, lr, n_epochs * batches)
+            else:
+                rule = kit.form_updates(name, lr)
             history = kit.fit_classifier(
-                net, kit.form_updates(name, lr), (data.x_train, data.y_train),
+                net, rule, (data.x_train, data.y_train),
                 valid_data=(data.x_valid, data.y_valid), test_data=(data.x_test, data.y_test),
                 epochs=n_epochs, batch_size=args.batch_size, seed=args.seed,
                 meta={"label": label, "rule": name, "learning_rate": lr, "data": data.source,

@@ -119,7 +119,8 @@ def plot(curves: dict, panels: dict, path: Path, threshold: float, iterations: i
         ax.set_xlabel("iteration")
         ax.set_ylabel("cost")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="x-small" if len(names) > 6 else "small", ncol=2 if len(names) > 8 else 1)
+        ax.legend(fontsize="x-small" if len(names) > 6 else "small",
+                  ncol=2 if len(names) > 8 else 1)
     fig.suptitle("(x1²+x2²+x3²+x4²)² from x = 0.5, learning rate 0.01"
                  + (" (AdaDelta 1.0)" if len(panels) > 1 else ""))
     fig.tight_layout()

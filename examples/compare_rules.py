@@ -1,30 +1,8 @@
 """The main job: every update rule of symopt, and the texts' forms, on the image data.
 
-Each form of :data:`symopt.lab.forms.FORMS` (the library's rules, the RMSProp variants of
-the slides and of centring, then the blog script's and the book's forms) trains the same
-784-H-10 MLP (tanh, Glorot-uniform weights, the same initial values for every form) on
-the image data with mini-batches of 100, and is scored on a validation set after every
-epoch and on the test set at the end. The data are :func:`symopt.lab.data.load_mnist`'s:
-the full Fashion-MNIST when installed, else the subset shipped with symopt (5000
-training images, of which 833 are held out for validation); ``--data`` points
-elsewhere.
-
-Learning rates go by the form's kind (:class:`symopt.lab.forms.Form`): 0.01 for the
-gradient-proportional rules (SGD, momentum, the blog's), 1e-3 for the adaptive ones,
-1.0 for AdaDelta, except Adagrad at 0.01 (its steps shrink as the squares add up) and
-Rprop, whose learning rate is its initial step, at 1e-3. ``--lr NAME=VALUE`` changes
-one. The blog's toy forms (``blog.MomentumUpdate(...)``) take a gradient at another
-point and are studied in ``blog_toy.py``, not here.
-
-Outputs in ``--out`` (``results/`` by default):
-
-- ``comparison.md`` / ``.csv`` / ``.json``: one row per form, grouped (library, blog,
-  book), with the final and best validation accuracy, the test accuracy, the losses
-  and the time;
-- ``library.png``, ``texts.png``: training cost, validation cost, training and
-  validation accuracy per epoch, one line per form; ``summary.png``: the final
-  validation accuracy of every form as bars;
-- ``histories/<form>.json`` and ``.csv``.
+The work is in :mod:`symopt.lab.compare`, so that an installed package runs it too, as
+``symopt compare``; this script is the same command for a source checkout. See that
+module (or ``--help``) for what is trained and what is written.
 
     python examples/compare_rules.py                      # defaults: 10 epochs
     python examples/compare_rules.py --data embedded --epochs 5
@@ -33,163 +11,15 @@ Outputs in ``--out`` (``results/`` by default):
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-
-from symopt.lab import kit
-
-KIND_LEARNING_RATES = {"gradient": 0.01, "adaptive": 1e-3, "unit": 1.0}
-LEARNING_RATE_EXCEPTIONS = {"adagrad": 0.01, "book.adagrad": 0.01, "rprop": 1e-3}
-PLOTS = ["train_loss", "valid_loss", "train_accuracy", "valid_accuracy"]
-
-
-def group_of(name: str) -> str:
-    from symopt.lab.forms import FORMS
-
-    return {"symopt": "library"}.get(FORMS[name].source, FORMS[name].source)
-
-
-def default_forms() -> list[str]:
-    """Every form except the blog's toy ``MomentumUpdate`` ones."""
-    from symopt.lab.forms import FORMS
-
-    return [n for n in FORMS if not n.startswith("blog.MomentumUpdate")]
-
-
-def parse_args(argv=None):
-    parser = kit.base_parser(__doc__.split("\n")[0], out="results", epochs=10)
-    kit.add_data_argument(parser)
-    parser.add_argument("--rules", default="all",
-                        help="'all', 'library', 'texts', or form names, comma-separated")
-    parser.add_argument("--lr", action="append", default=[], metavar="NAME=VALUE",
-                        help="the learning rate of one form (repeatable)")
-    parser.add_argument("--hidden", type=int, default=None, help="hidden units (default 600)")
-    parser.add_argument("--n-train", type=int, default=None, help="use only this many training images")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--no-progress", action="store_true")
-    return parser.parse_args(argv)
-
-
-def selected(rules: str) -> list[str]:
-    from symopt.lab.forms import FORMS
-
-    forms = default_forms()
-    if rules == "all":
-        return forms
-    if rules == "library":
-        return [n for n in forms if group_of(n) == "library"]
-    if rules == "texts":
-        return [n for n in forms if group_of(n) != "library"]
-    names = [n.strip() for n in rules.split(",") if n.strip()]
-    unknown = [n for n in names if n not in FORMS]
-    if unknown:
-        raise SystemExit(f"unknown forms {unknown}; known: {sorted(FORMS)}")
-    return names
-
-
-def learning_rates(names: list[str], overrides: list[str]) -> dict[str, float]:
-    from symopt.lab.forms import FORMS
-
-    rates = {n: LEARNING_RATE_EXCEPTIONS.get(n, KIND_LEARNING_RATES[FORMS[n].kind]) for n in names}
-    for item in overrides:
-        name, _, value = item.partition("=")
-        if name not in rates:
-            raise SystemExit(f"--lr {item}: {name} is not among the forms run")
-        rates[name] = float(value)
-    return rates
-
-
-def bar_chart(rows: list[dict], path: Path, title: str):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(max(6.0, 0.42 * len(rows)), 4.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    colours = {"library": "tab:blue", "blog": "tab:orange", "book": "tab:green"}
-    values = [r.get("valid_accuracy", np.nan) for r in rows]
-    ax.bar(range(len(rows)), values, color=[colours.get(r["group"], "grey") for r in rows])
-    ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([r["rule"] for r in rows], rotation=60, ha="right", fontsize="small")
-    finite = [v for v in values if np.isfinite(v)]
-    if finite:
-        ax.set_ylim(max(0.0, min(finite) - 0.05), min(1.0, max(finite) + 0.02))
-    ax.set_ylabel("final validation accuracy")
-    ax.set_title(title, fontsize="medium")
-    ax.grid(True, axis="y", alpha=0.3)
-    for group, colour in colours.items():
-        ax.bar([0], [np.nan], color=colour, label=group)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path)
-
-
-def main(argv=None) -> dict:
-    """Run the comparison; return the histories by form, the rows and the output directory."""
-    args = parse_args(argv)
-    from symopt.lab import nn
-    from symopt.lab.history import plot_histories
-
-    epochs = args.epochs if args.epochs is not None else (2 if args.quick else 10)
-    hidden = args.hidden or (100 if args.quick else 600)
-    sizes = dict(n_train=1000, n_valid=500, n_test=500) if args.quick else {}
-    if args.n_train:
-        sizes["n_train"] = args.n_train
-    data = kit.load_image_split(args.data, seed=args.seed, **sizes)
-    names = selected(args.rules)
-    rates = learning_rates(names, args.lr)
-    out = Path(args.out)
-    (out / "histories").mkdir(parents=True, exist_ok=True)
-    print(f"data: {data.describe()}; 784-{hidden}-10 tanh MLP, batch {args.batch_size}, "
-          f"{epochs} epochs, {len(names)} forms", flush=True)
-    histories, rows = {}, []
-    for i, name in enumerate(names, 1):
-        lr = rates[name]
-        print(f"[{i}/{len(names)}] {name}: learning rate {lr}", flush=True)
-        net = nn.MLP([784, hidden, 10], activation="tanh", init="glorot_uniform", seed=args.seed)
-        history = kit.fit_classifier(
-            net, kit.form_updates(name, lr), (data.x_train, data.y_train),
-            valid_data=(data.x_valid, data.y_valid), test_data=(data.x_test, data.y_test),
-            epochs=epochs, batch_size=args.batch_size, seed=args.seed,
-            meta={"label": name, "rule": name, "group": group_of(name), "learning_rate": lr,
-                  "data": data.source, "network": f"784-{hidden}-10 tanh"},
-            save_to=out / "histories" / "".join(c if c.isalnum() or c in ".-" else "_" for c in name),
-            progress=not args.no_progress, log=None)
-        histories[name] = history
-        row = kit.final_row(name, history, group=group_of(name), learning_rate=lr)
-        rows.append(row)
-        print(f"    valid accuracy {row.get('valid_accuracy', float('nan')):.4f}, "
-              f"test accuracy {row.get('test_accuracy', float('nan')):.4f}, "
-              f"{row.get('seconds', 0):.0f} s", flush=True)
-    library = {n: h for n, h in histories.items() if group_of(n) == "library"}
-    texts = {n: h for n, h in histories.items() if group_of(n) != "library"}
-    for runs, filename, what in ((library, "library.png", "the library's rules"),
-                                 (texts, "texts.png", "the blog's and the book's forms")):
-        if runs:
-            plot_histories(runs, PLOTS, out / filename, ncols=2, figsize_per_plot=(6.0, 4.0),
-                           logy=["train_loss", "valid_loss"],
-                           title=f"{what}: 784-{hidden}-10 MLP\n{data.source}")
-    bar_chart(rows, out / "summary.png",
-              f"final validation accuracy after {epochs} epochs, {data.source}")
-    ranked = sorted(rows, key=lambda r: -np.nan_to_num(r.get("valid_accuracy", np.nan), nan=-1))
-    best = ranked[0]
-    notes = (f"{data.describe()}. Network 784-{hidden}-10 (tanh, Glorot-uniform, the same "
-             f"initial weights for every form), batch {args.batch_size}, {epochs} epochs. "
-             "train_* are means over the last epoch's mini-batches; valid_* after the last "
-             "epoch; best_valid_accuracy over all epochs; test_* at the end.\n\n"
-             f"Best final validation accuracy: {best['rule']} ({best['valid_accuracy']:.4f}).")
-    kit.write_rows(rows, out / "comparison",
-                   columns=["group", "rule", "learning_rate", "epochs", "train_loss",
-                            "train_accuracy", "valid_loss", "valid_accuracy",
-                            "best_valid_accuracy", "best_epoch", "test_accuracy", "seconds",
-                            "stopped"],
-                   title="symopt: every rule on the image data", notes=notes)
-    print(kit.markdown_table(rows, ["group", "rule", "learning_rate", "valid_accuracy",
-                                    "test_accuracy", "seconds"]))
-    return {"histories": histories, "rows": rows, "out": out, "data": data}
-
+from symopt.lab.compare import (  # noqa: F401  (the names the example tests use)
+    bar_chart,
+    default_forms,
+    group_of,
+    learning_rates,
+    main,
+    run,
+    selected,
+)
 
 if __name__ == "__main__":
-    with kit.limit_threads(1):
-        main()
+    main()

@@ -54,7 +54,8 @@ def make_moons(n: int, noise: float = 0.2, seed: int = 0):
 def parse_args(argv=None):
     parser = kit.base_parser(__doc__.split("\n")[0], out="results/course_note", epochs=1000)
     parser.add_argument("--n", type=int, default=None,
-                        help="examples generated (default 900: 600 train, 150 validation, 150 test)")
+                        help=("examples generated (default 900: 600 train, 150 validation, "
+                              "150 test)"))
     parser.add_argument("--parts", default="optimizers,decay,normalisation")
     return parser.parse_args(argv)
 
@@ -150,7 +151,8 @@ def normalisation(args, out, data, epochs):
     plot_histories(runs, ["train_loss", "valid_accuracy"], out / "normalisation.png",
                    title="input normalisation (second feature x100 + 500), Adam 0.01")
     return [kit.final_row(label, h, part="normalisation", learning_rate=0.01,
-                          feature_mean_train=str(np.round(x.mean(axis=0).astype(float), 3).tolist()),
+                          feature_mean_train=str(
+                              np.round(x.mean(axis=0).astype(float), 3).tolist()),
                           feature_std_train=str(np.round(x.std(axis=0).astype(float), 3).tolist()))
             for (label, h), x in zip(runs.items(), (raw[0][0], x_tr_n))]
 

@@ -53,7 +53,8 @@ def parse_args(argv=None):
     kit.add_data_argument(parser)
     parser.add_argument("--iterations", type=int, default=None,
                         help="full-batch steps (default 100; 20 with --quick)")
-    parser.add_argument("--n-train", type=int, default=None, help="use only this many training images")
+    parser.add_argument("--n-train", type=int, default=None,
+                        help="use only this many training images")
     parser.add_argument("--parts", default="minibatch,fullbatch")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
@@ -79,7 +80,8 @@ def _run(label, spec, data, epochs, batch_size, args, out):
     h = kit.fit_classifier(
         logistic_regression(), _rule(name, lr, extra), (data.x_train, data.y_train),
         valid_data=(data.x_valid, data.y_valid), test_data=(data.x_test, data.y_test),
-        epochs=epochs, batch_size=batch_size, seed=args.seed, record_steps=10 if batch_size < len(data.x_train) else True,
+        epochs=epochs, batch_size=batch_size, seed=args.seed,
+        record_steps=10 if batch_size < len(data.x_train) else True,
         meta={"label": label, "rule": name, "learning_rate": lr, **extra, "data": data.source},
         save_to=out / "histories" / "".join(c if c.isalnum() else "_" for c in label),
         progress=not args.no_progress, log=None)
@@ -111,7 +113,8 @@ def main(argv=None) -> dict:
         plot_histories(runs, ["loss"], out / "minibatch_steps.png", table="steps", logy=["loss"],
                        figsize_per_plot=(9.0, 4.0),
                        title="training NLL per mini-batch (every 10th iteration)")
-        rows += [kit.final_row(label, h, mode="mini-batch 128", learning_rate=MINIBATCH_RULES[label][1])
+        rows += [kit.final_row(label, h, mode="mini-batch 128",
+                               learning_rate=MINIBATCH_RULES[label][1])
                  for label, h in runs.items()]
         results["minibatch"] = runs
     if "fullbatch" in parts:

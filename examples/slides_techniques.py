@@ -12,7 +12,9 @@ what it is for:
   :func:`symopt.regularize`; the weights' norm shrinks), max-norm after each step
   (:func:`symopt.apply_norm_constraint`; the largest incoming-weight norm stays at
   ``r``), dropout (the train-validation gap narrows), early stopping (the epoch it stops
-  at and the validation loss it keeps);
+  at and the validation loss it keeps), weight decay on the weights only
+  (:func:`symopt.masked`) and gradient accumulation over 4 mini-batches
+  (:func:`symopt.multi_steps`);
 - vanishing and exploding gradients, on a deep MLP (784-100-100-100-100-10): sigmoid
   with a small N(0, 0.01) initialisation against Xavier (Glorot) initialisation, He
   initialisation with ReLU, leaky ReLU and ELU, batch normalisation (the ratio of the
@@ -43,7 +45,8 @@ def parse_args(argv=None):
     parser = kit.base_parser(__doc__.split("\n")[0], out="results/slides_techniques", epochs=20)
     kit.add_data_argument(parser)
     parser.add_argument("--n-train", type=int, default=None,
-                        help="training images for the MLP studies (default 5000, 1000 with --quick)")
+                        help="training images for the MLP studies "
+                             "(default 5000, 1000 with --quick)")
     parser.add_argument("--parts", default="small,overfitting,gradients",
                         help="which studies to run, comma-separated")
     parser.add_argument("--only", default=None,
@@ -85,19 +88,22 @@ def small_network(args, out: Path, epochs: int) -> list[dict]:
     train, valid = (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
     runs, rows = {}, []
     for label, penalty in (("gradient descent", None),
-                           ("+ l1 (0.001)", lambda net: symopt.regularize(net.weights, symopt.l1, 0.001))):
+                           ("+ l1 (0.001)",
+                            lambda net: symopt.regularize(net.weights, symopt.l1, 0.001))):
         net = nn.MLP([2, 4, 3], activation="sigmoid", seed=args.seed)
         h = kit.fit_classifier(net, lambda loss, params: symopt.sgd(loss, params, 0.5), train,
                                valid_data=valid, epochs=epochs, batch_size=20, seed=args.seed,
                                penalty=penalty, meta={"label": label}, progress=False,
-                               save_to=out / "histories" / f"small_{label[:4].strip('+ ')}", log=None)
+                               save_to=out / "histories" / f"small_{label[:4].strip('+ ')}",
+                               log=None)
         runs[label] = h
         rows.append(kit.final_row(label, h, sum_abs_weights=float(
             sum(np.abs(w.get_value()).sum() for w in net.weights))))
     plot_histories(runs, ["train_loss", "valid_accuracy"], out / "small_network.png",
                    title="the slides' network: 2 features, 4 sigmoid hidden units, 3 outputs")
     kit.write_rows(rows, out / "small_network", title="The slides' small network on three blobs",
-                   notes="SGD, learning rate 0.5, batch 20; l1 adds 0.001 * sum |w| of the weights.")
+                   notes="SGD, learning rate 0.5, batch 20; l1 adds 0.001 * sum |w| of the "
+                         "weights.")
     return rows
 
 
@@ -128,10 +134,18 @@ def overfitting(args, out: Path, data, epochs: int) -> list[dict]:
         "baseline": {},
         "l1 (1e-4)": {"penalty": lambda net: symopt.regularize(net.weights, symopt.l1, 1e-4)},
         "l2 (1e-3)": {"penalty": lambda net: symopt.regularize(net.weights, symopt.l2, 1e-3)},
-        f"max-norm (r={max_norm})": {"post_updates": lambda updates, net: symopt.apply_norm_constraint(
-            updates, net.weights, max_norm)},
+        f"max-norm (r={max_norm})": {
+            "post_updates": lambda updates, net: symopt.apply_norm_constraint(
+                updates, net.weights, max_norm)},
         "dropout (0.5)": {"net": {"dropout": 0.5, "input_dropout": 0.2}},
         "early stopping": {"early_stopping": True},
+        # the weight decay of AdamW-style training, on the weights only (not the biases)
+        "weight decay (weights only, 1e-3)": {"rule": symopt.chain(
+            symopt.masked(symopt.add_decayed_weights(1e-3), lambda p: p.ndim > 1),
+            symopt.momentum(learning_rate=0.01, momentum=0.9))},
+        # a batch of 400 on the memory of 100: the mean of 4 gradients, one step
+        "accumulation (4 x 100)": {"rule": symopt.multi_steps(
+            symopt.momentum(learning_rate=0.01, momentum=0.9), every=4)},
     }
     runs, rows = {}, []
     for label, options in _chosen(studies, args.only).items():
@@ -140,7 +154,8 @@ def overfitting(args, out: Path, data, epochs: int) -> list[dict]:
                                  restore_best=True) if options.get("early_stopping") else None)
         print(f"overfitting: {label}", flush=True)
         h = kit.fit_classifier(
-            net, rule, (data.x_train, data.y_train), valid_data=(data.x_valid, data.y_valid),
+            net, options.get("rule", rule), (data.x_train, data.y_train),
+            valid_data=(data.x_valid, data.y_valid),
             test_data=(data.x_test, data.y_test), epochs=epochs, seed=args.seed,
             penalty=options.get("penalty"), post_updates=options.get("post_updates"),
             early_stopping=stopper, meta={"label": label}, progress=not args.no_progress,
@@ -160,7 +175,8 @@ def overfitting(args, out: Path, data, epochs: int) -> list[dict]:
                    title=f"overfitting remedies, {'-'.join(map(str, sizes))} ReLU MLP, "
                          f"{len(data.x_train)} training images")
     kit.write_rows(
-        rows, out / "overfitting", title="Overfitting: penalties, max-norm, dropout, early stopping",
+        rows, out / "overfitting",
+        title="Overfitting: penalties, max-norm, dropout, early stopping",
         columns=["rule", "epochs", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy",
                  "train_valid_gap", "test_accuracy", "sum_abs_weights", "sum_sq_weights",
                  "max_unit_norm", "best_epoch", "restored_valid_loss", "stopped"],
@@ -168,7 +184,9 @@ def overfitting(args, out: Path, data, epochs: int) -> list[dict]:
               "train_* are means over the last epoch's mini-batches (with dropout on, and "
               "including the penalty in train_loss); max_unit_norm is the largest L2 norm "
               "of a unit's incoming weights (max-norm keeps it at r); the early-stopping "
-              "row reports the restored (best) parameters' test accuracy.")
+              "row reports the restored (best) parameters' test accuracy; weight decay "
+              "adds 1e-3 * W to the weights' gradients only (symopt.masked), accumulation "
+              "steps once per 4 mini-batches with their mean gradient (symopt.multi_steps).")
     return rows
 
 
@@ -198,10 +216,10 @@ def gradients(args, out: Path, data, epochs: int) -> list[dict]:
         "leaky ReLU, He init": dict(activation="leaky_relu", init="he_normal"),
         "ELU, He init": dict(activation="elu", init="he_normal"),
         f"ReLU, lr {big_lr}, no clipping": dict(activation="relu", init="he_normal", lr=big_lr),
-        f"ReLU, lr {big_lr}, clip by value 0.1": dict(activation="relu", init="he_normal", lr=big_lr,
-                                                   clip=("value", 0.1)),
-        f"ReLU, lr {big_lr}, clip by norm 1.0": dict(activation="relu", init="he_normal", lr=big_lr,
-                                                  clip=("norm", 1.0)),
+        f"ReLU, lr {big_lr}, clip by value 0.1": dict(activation="relu", init="he_normal",
+                                                   lr=big_lr, clip=("value", 0.1)),
+        f"ReLU, lr {big_lr}, clip by norm 1.0": dict(activation="relu", init="he_normal",
+                                                  lr=big_lr, clip=("norm", 1.0)),
     }
     runs, rows = {}, []
     for label, options in _chosen(studies, args.only).items():
@@ -240,7 +258,8 @@ def gradients(args, out: Path, data, epochs: int) -> list[dict]:
                    title=f"vanishing/exploding gradients, {'-'.join(map(str, sizes))} MLP, SGD")
     kit.write_rows(
         rows, out / "gradients",
-        title="Vanishing and exploding gradients: initialisation, activations, batch norm, clipping",
+        title="Vanishing and exploding gradients: initialisation, activations, batch norm, "
+              "clipping",
         columns=["rule", "learning_rate", "epochs", "train_loss", "valid_accuracy", "test_accuracy",
                  "grad_norm_first_to_last", "max_grad_norm", "max_update_norm", "stopped"],
         notes=f"{data.describe()}. Plain SGD (learning rate {lr}, or {big_lr} for the clipping "
@@ -260,7 +279,7 @@ def layer_grad_norms(net, x_values, y_values) -> list[float]:
     from symopt.lab import nn
 
     x, y = pt.matrix("x", dtype=net.params[0].dtype), pt.lvector("y")
-    loss = nn.categorical_crossentropy(net.output(x, training=True), y)
+    loss = nn.categorical_crossentropy_from_log_probs(net.output(x, training=True), y)
     grads = pytensor.grad(loss, net.weights)
     f = pytensor.function([x, y], [pt.sqrt(pt.sqr(g).sum()) for g in grads])
     return [float(v) for v in f(x_values, y_values)]

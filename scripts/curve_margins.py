@@ -6,7 +6,8 @@ per case, the largest ``|new - recorded| / tolerance`` over all forms, metrics a
 differs from the recording about as much as the recording's own jittered replays did),
 and which form came closest. Used to check the envelopes under other BLAS kernels:
 
-    OPENBLAS_CORETYPE=Haswell .venv/bin/python scripts/curve_margins.py --out tests/curves/margins/haswell.md
+    OPENBLAS_CORETYPE=Haswell .venv/bin/python scripts/curve_margins.py \
+        --out tests/curves/margins/haswell.md
 
 (set ``OPENBLAS_CORETYPE`` by hand like this, never in tests or CI).
 """

@@ -8,6 +8,8 @@
 #                             cores (pytest-xdist).
 #   2. pymc      : .venv-pymc symopt with PyMC 5 (which pins PyTensor 2.38): the core
 #                             tests again on PyTensor 2.38, and the PyMC tests.
+#   3. checks    : .venv      ruff over the repository, and the documentation built with
+#                             every Sphinx warning an error (scripts/docs.sh).
 #
 # Extra arguments go to stage 1's pytest, e.g. `bash scripts/test.sh --runslow` (adds the
 # image problems' recorded curves) or `bash scripts/test.sh -x -k adam`.
@@ -35,22 +37,32 @@ stage() {  # stage NAME COMMAND...: run it, time it, remember how it went
   fi
 }
 
-venv() {  # venv DIR EXTRAS: create DIR if missing and install symopt with EXTRAS into it
+venv() {  # venv DIR EXTRAS [REQUIREMENT...]: create DIR if missing, install symopt[EXTRAS]
   if [ ! -x "$1/bin/python" ]; then "$PY" -m venv "$1" || return; fi
   # (pip's notes about this machine's local package indexes are not worth showing)
-  "$1/bin/pip" install -q -e ".[$2]" 2> >(grep -v "is ignored: it is neither" >&2)
+  "$1/bin/pip" install -q -e ".[$2]" "${@:3}" 2> >(grep -v "is ignored: it is neither" >&2)
 }
 
+# The peers extra asks for torch>=2.1; the tests pin the CPU wheel they were checked with
+# (a bare `pip install torch` on Linux pulls the multi-gigabyte CUDA build).
+TORCH=${TEST_TORCH:-torch==2.13.0}
+
 pytensor3() {
-  venv .venv test,peers && .venv/bin/python -m pytest -q "${XDIST[@]}" "$@"
+  venv .venv test,peers,docs "$TORCH" && .venv/bin/python -m pytest -q "${XDIST[@]}" "$@"
 }
 
 pymc() {
   venv .venv-pymc pymc && .venv-pymc/bin/python -m pytest -q "${XDIST[@]}" tests/core tests/with_pymc
 }
 
+checks() {
+  venv .venv test,peers,docs "$TORCH" && .venv/bin/ruff check . \
+    && DOCS_PYTHON=.venv/bin/python bash scripts/docs.sh
+}
+
 stage pytensor3 pytensor3 "$@"
 stage pymc pymc
+stage checks checks
 
 echo >&2
 echo "=== summary" >&2

@@ -11,14 +11,18 @@ The library, layer by layer (each a module whose name says what is in it):
 
 - :mod:`symopt.transform`: the transform contract, :func:`chain`, :func:`apply` and
   configured rules;
+- :mod:`symopt.updates`: :class:`Updates`, what every rule returns (a list of pairs that
+  also reads as a mapping);
 - :mod:`symopt.blocks`: the building blocks (``scale_by_adam``, ``trace``, ...);
 - :mod:`symopt.rules`: the update rules and :data:`RULES`, the one registry of them;
+- :mod:`symopt.combinators`: rules made of rules (per-group rules, masks, gradient
+  accumulation, lookahead, parameter averages);
 - :mod:`symopt.constraints`: clipping and norm constraints;
 - :mod:`symopt.wrappers`: updates to updates (momentum on top, norm constraints, the
   NaN guard);
 - :mod:`symopt.regularization`, :mod:`symopt.schedules`, :mod:`symopt.state`;
 - :mod:`symopt.second_order`: curvature products, ESGD, vSGD, SciPy's solvers,
-  Hessian-free;
+  Hessian-free, the natural gradient, Shampoo, SOAP and K-FAC;
 - :mod:`symopt.fused`: the fused multi-tensor backend and compile modes;
 - :mod:`symopt.texts`: the source texts' own forms.
 
@@ -30,6 +34,7 @@ import importlib
 import warnings
 
 from symopt import fused, schedules, second_order, texts
+from symopt._checks import ParamError
 from symopt.blocks import (
     add_decayed_weights,
     identity,
@@ -39,6 +44,7 @@ from symopt.blocks import (
     scale_by_adadelta,
     scale_by_adafactor,
     scale_by_adagrad,
+    scale_by_adagrad_window,
     scale_by_adam,
     scale_by_adamax,
     scale_by_adan,
@@ -60,6 +66,7 @@ from symopt.blocks import (
     scale_by_yogi,
     trace,
 )
+from symopt.combinators import averages, ema, lookahead, masked, multi_steps, partition
 from symopt.constraints import (
     clip,
     clip_by_global_norm,
@@ -76,6 +83,7 @@ from symopt.rules import (
     adadelta,
     adafactor,
     adagrad,
+    adagrad_window,
     adam,
     adamax,
     adamw,
@@ -102,12 +110,24 @@ from symopt.rules import (
     sgd,
     yogi,
 )
-from symopt.second_order import adahessian, esgd, hessian_free, minimize, sophia, vsgd
+from symopt.second_order import (
+    adahessian,
+    esgd,
+    hessian_free,
+    kfac,
+    minimize,
+    natural_gradient,
+    shampoo,
+    soap,
+    sophia,
+    vsgd,
+)
 from symopt.sharpness import sam, sharpness_aware
-from symopt.state import get_state, load_state, save_state
+from symopt.state import CheckpointError, get_state, load_state, save_state
 from symopt.texts.blog import MomentumUpdate
 from symopt.texts.book import clip_norms
 from symopt.transform import ConfiguredRule, Transform, apply, chain, update_rule
+from symopt.updates import Updates
 from symopt.wrappers import (
     apply_momentum,
     apply_nesterov_momentum,
@@ -119,31 +139,37 @@ __version__ = "0.2.0"
 
 __all__ = [
     # the transform contract, composition, configured rules
-    "ConfiguredRule", "Transform", "apply", "chain", "get_or_compute_grads", "update_rule",
+    "ConfiguredRule", "Transform", "Updates", "apply", "chain", "get_or_compute_grads",
+    "update_rule", "ParamError",
     # building blocks
     "add_decayed_weights", "identity", "negate", "scale", "scale_by_adabelief",
-    "scale_by_adadelta", "scale_by_adafactor", "scale_by_adagrad", "scale_by_adam",
-    "scale_by_adamax", "scale_by_ademamix", "scale_by_adan", "scale_by_adopt",
-    "scale_by_amsgrad", "scale_by_asgd", "scale_by_learning_rate", "scale_by_lion",
-    "scale_by_muon", "scale_by_nadam", "scale_by_novograd", "scale_by_prodigy",
-    "scale_by_radam", "scale_by_rms", "scale_by_rprop", "scale_by_schedule_free",
-    "scale_by_trust_ratio", "scale_by_yogi", "trace",
+    "scale_by_adadelta", "scale_by_adafactor", "scale_by_adagrad", "scale_by_adagrad_window",
+    "scale_by_adam", "scale_by_adamax", "scale_by_ademamix", "scale_by_adan",
+    "scale_by_adopt", "scale_by_amsgrad", "scale_by_asgd", "scale_by_learning_rate",
+    "scale_by_lion", "scale_by_muon", "scale_by_nadam", "scale_by_novograd",
+    "scale_by_prodigy", "scale_by_radam", "scale_by_rms", "scale_by_rprop",
+    "scale_by_schedule_free", "scale_by_trust_ratio", "scale_by_yogi", "trace",
     "sharpness_aware",
     # the rules and their registry
-    "KINDS", "RULES", "adabelief", "adadelta", "adafactor", "adagrad", "adam", "adamax",
-    "adamw", "ademamix", "adan", "adopt", "amsgrad", "asgd", "lamb", "lars", "lion",
-    "momentum", "muon", "nadam", "nesterov_momentum", "novograd", "prodigy", "radam",
-    "rmsprop", "rprop", "schedule_free_adamw", "schedule_free_eval_params",
-    "schedule_free_sgd", "sgd", "yogi", "sam", "sophia", "adahessian",
+    "KINDS", "RULES", "adabelief", "adadelta", "adafactor", "adagrad", "adagrad_window",
+    "adam", "adamax", "adamw", "ademamix", "adan", "adopt", "amsgrad", "asgd", "lamb",
+    "lars", "lion", "momentum", "muon", "nadam", "nesterov_momentum", "novograd",
+    "prodigy", "radam", "rmsprop", "rprop", "schedule_free_adamw",
+    "schedule_free_eval_params", "schedule_free_sgd", "sgd", "yogi", "sam", "sophia",
+    "adahessian",
+    # rules made of rules
+    "averages", "ema", "lookahead", "masked", "multi_steps", "partition",
     # clipping and constraints
     "clip", "clip_by_global_norm", "clip_by_value", "norm_constraint",
     "total_norm_constraint",
     # wrappers: updates to updates
     "apply_momentum", "apply_nesterov_momentum", "apply_norm_constraint", "skip_nonfinite",
     # regularization, schedules, state
-    "l1", "l2", "regularize", "schedules", "get_state", "load_state", "save_state",
+    "l1", "l2", "regularize", "schedules", "CheckpointError", "get_state", "load_state",
+    "save_state",
     # beyond first order
-    "second_order", "esgd", "hessian_free", "minimize", "vsgd",
+    "second_order", "esgd", "hessian_free", "kfac", "minimize", "natural_gradient", "shampoo",
+    "soap", "vsgd",
     # the fused backend
     "fused",
     # the source texts' forms

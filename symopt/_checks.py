@@ -11,9 +11,19 @@ import numbers
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
-from pytensor.graph.basic import Variable
+from pytensor.graph.basic import Constant, Variable
 
-FLOAT_DTYPES = ("float16", "float32", "float64")
+#: The parameter dtypes the rules update. float16 is refused (see :func:`check_params`).
+FLOAT_DTYPES = ("float32", "float64")
+
+
+class ParamError(TypeError, ValueError):
+    """A parameter that cannot be updated: not a shared variable, or not floating point.
+
+    Both a ``TypeError`` (what symopt has always raised) and a ``ValueError`` (what
+    Lasagne and PyMC document for a parameter that is not shared), so code written for
+    either catches it.
+    """
 
 
 def describe(var) -> str:
@@ -36,13 +46,21 @@ def check_params(params) -> list:
     seen = set()
     for i, p in enumerate(params):
         if not isinstance(p, SharedVariable):
-            raise TypeError(
+            raise ParamError(
                 f"params[{i}] is a {describe(p)}, not a shared variable; update rules can "
                 "only update shared variables (make one with pytensor.shared)"
             )
         dtype = getattr(p, "dtype", None)
-        if dtype not in FLOAT_DTYPES:
+        if dtype == "float16":
             raise TypeError(
+                f"params[{i}] ({describe(p)}) is float16, which symopt's rules do not "
+                "update: their small constants vanish there (Adam's epsilon=1e-8 is 0 in "
+                "float16, and 0/0 is NaN) and PyTensor's Numba backend has no float16; keep "
+                "the parameter in float32 (a float32 master copy, cast to float16 where the "
+                "model needs it)"
+            )
+        if dtype not in FLOAT_DTYPES:
+            raise ParamError(
                 f"params[{i}] ({describe(p)}) has dtype {dtype}; gradient descent needs a "
                 f"floating-point parameter ({', '.join(FLOAT_DTYPES)})"
             )
@@ -68,37 +86,66 @@ def _is_number(value) -> bool:
     return isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"
 
 
+def known_value(value):
+    """The value of a hyperparameter when it is known now: a number, a constant's, a
+    shared variable's current one; None for a symbolic scalar."""
+    if _is_number(value):
+        return np.asarray(value)
+    if isinstance(value, Constant):
+        return np.asarray(value.data)
+    if isinstance(value, SharedVariable):
+        return np.asarray(value.get_value(borrow=True))
+    return None
+
+
+def _check_range(v, name, shown, low, high, low_open, high_open, where=""):
+    """``v`` (a float) against the bounds; ``shown`` is how the user wrote it, ``where``
+    says in which dtype ``v`` is (empty: as given)."""
+    if not np.isfinite(v):
+        if where:
+            raise ValueError(f"{name}={shown} is {v} in {where}: too large for the "
+                             f"parameters' dtype")
+        raise ValueError(f"{name} must be finite, got {shown}")
+    became = f" (it is {v!r} in {where})" if where else ""
+    if low is not None and (v < low or (low_open and v == low)):
+        bound = f"> {low}" if low_open else f">= {low}"
+        if where:
+            raise ValueError(f"{name} must be {bound} in {where}, the dtype it is used in, "
+                             f"got {shown}{became}")
+        what = "negative" if low == 0 and not low_open and v < 0 else "out of range"
+        raise ValueError(f"{name} must be {bound}, got {shown} ({what})")
+    if high is not None and (v > high or (high_open and v == high)):
+        bound = f"< {high}" if high_open else f"<= {high}"
+        if where:
+            raise ValueError(f"{name} must be {bound} in {where}, the dtype it is used in, "
+                             f"got {shown}{became}")
+        raise ValueError(f"{name} must be {bound}, got {shown} (out of range)")
+
+
 def check_hyper(value, name, *, low=None, high=None, low_open=False, high_open=False):
     """Check a hyperparameter: a real number in range, or a symbolic/shared scalar.
 
-    Numbers are checked against the bounds now; symbolic scalars can only be checked for
-    their shape and dtype, since their value is known at run time.
+    Numbers, constants (``pt.constant(0.1)``) and the current value of shared variables
+    are checked against the bounds now; symbolic scalars can only be checked for their
+    shape and dtype, since their value is known at run time. :func:`as_scalar` checks a
+    value again in the dtype it is used in.
     """
-    if _is_number(value):
-        v = float(value)
-        if not np.isfinite(v):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-        if low is not None and (v < low or (low_open and v == low)):
-            bound = f"> {low}" if low_open else f">= {low}"
-            what = "negative" if low == 0 and not low_open and v < 0 else "out of range"
-            raise ValueError(f"{name} must be {bound}, got {value!r} ({what})")
-        if high is not None and (v > high or (high_open and v == high)):
-            bound = f"< {high}" if high_open else f"<= {high}"
-            raise ValueError(f"{name} must be {bound}, got {value!r} (out of range)")
-        return value
-    if isinstance(value, Variable):
+    if isinstance(value, Variable) and not _is_number(value):
         if getattr(value, "ndim", None) != 0:
-            raise ValueError(f"{name} must be a scalar, got a variable with ndim={value.ndim}")
+            raise ValueError(f"{name} must be a scalar, got a variable with "
+                             f"ndim={getattr(value, 'ndim', None)}")
         if value.dtype[:3] not in ("flo", "int", "uin"):
             raise TypeError(f"{name} must be a real scalar, got dtype {value.dtype}")
-        if isinstance(value, SharedVariable):
-            check_hyper(np.asarray(value.get_value()), name, low=low, high=high,
-                        low_open=low_open, high_open=high_open)
-        return value
-    raise TypeError(
-        f"{name} must be a number, a NumPy scalar, a shared variable or a symbolic scalar, "
-        f"got {type(value).__name__}"
-    )
+    elif not _is_number(value):
+        raise TypeError(
+            f"{name} must be a number, a NumPy scalar, a shared variable or a symbolic "
+            f"scalar, got {type(value).__name__}"
+        )
+    known = known_value(value)
+    if known is not None:
+        shown = repr(value) if _is_number(value) else repr(known.item())
+        _check_range(float(known), name, shown, low, high, low_open, high_open)
+    return value
 
 
 def check_positive_int(value, name):
@@ -113,8 +160,43 @@ def nonzero(value):
     return not _is_number(value) or float(value) != 0
 
 
-def as_scalar(value, dtype):
-    """A hyperparameter as a scalar of exactly ``dtype``, so it never upcasts a parameter."""
+class Hyperparameter:
+    """A hyperparameter checked now, and again in each dtype it is used in.
+
+    ``hyper = Hyperparameter(0.9, "beta1", low=0, high=1, high_open=True)`` checks the
+    value as given (:func:`check_hyper`); ``hyper("float32")`` is the scalar in float32
+    (:func:`as_scalar`), refused if the value is out of range there (1 - 1e-9 is 1.0 in
+    float32, 1e39 is inf, 1e-50 is 0).
+    """
+
+    def __init__(self, value, name, *, low=None, high=None, low_open=False, high_open=False):
+        self.bounds = {"low": low, "high": high, "low_open": low_open, "high_open": high_open}
+        self.value = check_hyper(value, name, **self.bounds)
+        self.name = name
+
+    def __call__(self, dtype):
+        return as_scalar(self.value, dtype, self.name, **self.bounds)
+
+    def __repr__(self):
+        return f"{self.name}={self.value!r}"
+
+
+def as_scalar(value, dtype, name=None, *, low=None, high=None, low_open=False,
+              high_open=False):
+    """A hyperparameter as a scalar of exactly ``dtype``, so it never upcasts a parameter.
+
+    With a ``name``, a value known now (a number, a constant, a shared variable's current
+    value) is checked in ``dtype`` against the bounds, as :func:`check_hyper` checks it
+    as given: ``beta1=1 - 1e-9`` is 1.0 in float32, ``learning_rate=1e39`` is inf,
+    ``epsilon=1e-50`` is 0, and each is refused there with a message that says so.
+    """
+    if name is not None:
+        known = known_value(value)
+        if known is not None:
+            with np.errstate(over="ignore", under="ignore"):
+                in_dtype = float(np.asarray(known, dtype=dtype))
+            shown = repr(value) if _is_number(value) else repr(known.item())
+            _check_range(in_dtype, name, shown, low, high, low_open, high_open, where=dtype)
     if isinstance(value, Variable):
         return value if value.dtype == dtype else pt.cast(value, dtype)
     return pt.constant(np.asarray(value, dtype=dtype))

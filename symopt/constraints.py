@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
-from symopt._checks import as_scalar, check_hyper
+from symopt._checks import Hyperparameter, as_scalar, check_hyper
 from symopt.transform import Transform
 
 __all__ = [
@@ -50,6 +50,7 @@ def total_norm_constraint(tensor_vars, max_norm, epsilon=1e-7, return_norm=False
     max_norm : float or scalar variable
         :math:`c > 0`.
     epsilon : float, default 1e-7
+        Added to the norm, > 0 (it keeps a zero norm from dividing by zero).
     return_norm : bool, default False
         Also return the norm :math:`n` before rescaling.
 
@@ -61,12 +62,12 @@ def total_norm_constraint(tensor_vars, max_norm, epsilon=1e-7, return_norm=False
     [array([0.6]), array([0.8])]
     """
     tensors = _tensor_list(tensor_vars, "tensor_vars")
-    check_hyper(max_norm, "max_norm", low=0, low_open=True)
-    check_hyper(epsilon, "epsilon", low=0)
+    max_norm = Hyperparameter(max_norm, "max_norm", low=0, low_open=True)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0, low_open=True)
     norm = pt.sqrt(sum(pt.sqr(t).sum() for t in tensors))
     dtype = norm.dtype
-    target = pt.clip(norm, as_scalar(0, dtype), as_scalar(max_norm, dtype))
-    multiplier = target / (as_scalar(epsilon, dtype) + norm)
+    target = pt.clip(norm, as_scalar(0, dtype), max_norm(dtype))
+    multiplier = target / (epsilon(dtype) + norm)
     scaled = [t * pt.cast(multiplier, t.dtype) for t in tensors]
     return (scaled, norm) if return_norm else scaled
 
@@ -77,13 +78,11 @@ def clip_by_value(tensor_vars, min_value, max_value):
     The slides' ``tf.clip_by_value(grad, -threshold, threshold)`` on each gradient.
     """
     tensors = _tensor_list(tensor_vars, "tensor_vars")
-    check_hyper(min_value, "min_value")
-    check_hyper(max_value, "max_value")
+    low, high = Hyperparameter(min_value, "min_value"), Hyperparameter(max_value, "max_value")
     if not isinstance(min_value, Variable) and not isinstance(max_value, Variable):
         if min_value > max_value:
             raise ValueError(f"min_value ({min_value}) is larger than max_value ({max_value})")
-    return [pt.clip(t, as_scalar(min_value, t.dtype), as_scalar(max_value, t.dtype))
-            for t in tensors]
+    return [pt.clip(t, low(t.dtype), high(t.dtype)) for t in tensors]
 
 
 def _default_norm_axes(ndim):
@@ -92,7 +91,8 @@ def _default_norm_axes(ndim):
     if ndim in (3, 4, 5):  # convolution filters (units, channels, *kernel)
         return tuple(range(1, ndim))
     raise ValueError(
-        f"no default norm_axes for a tensor with {ndim} dimensions; pass norm_axes"
+        f"Unsupported tensor dimensionality {ndim}: no default norm_axes for a tensor "
+        f"with {ndim} dimensions; pass norm_axes"
     )
 
 
@@ -115,17 +115,18 @@ def norm_constraint(tensor_var, max_norm, norm_axes=None, epsilon=1e-7):
         3-5 dimensional (convolution) tensors. TensorFlow's ``clip_by_norm(W, r, axes=1)``
         in the slides is ``norm_axes=(1,)``.
     epsilon : float, default 1e-7
+        Added to the norms, > 0 (it keeps a zero norm from dividing by zero).
     """
     x = pt.as_tensor_variable(tensor_var)
-    check_hyper(max_norm, "max_norm", low=0, low_open=True)
-    check_hyper(epsilon, "epsilon", low=0)
+    max_norm = Hyperparameter(max_norm, "max_norm", low=0, low_open=True)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0, low_open=True)
     axes = _default_norm_axes(x.ndim) if norm_axes is None else tuple(norm_axes)
     for axis in axes:
         if not -x.ndim <= axis < x.ndim:
             raise ValueError(f"norm_axes {axes} do not fit a tensor with {x.ndim} dimensions")
     norms = pt.sqrt(pt.sqr(x).sum(axis=axes, keepdims=True))
-    target = pt.clip(norms, as_scalar(0, x.dtype), as_scalar(max_norm, x.dtype))
-    return x * (target / (as_scalar(epsilon, x.dtype) + norms))
+    target = pt.clip(norms, as_scalar(0, x.dtype), max_norm(x.dtype))
+    return x * (target / (epsilon(x.dtype) + norms))
 
 
 def clip_by_global_norm(max_norm, epsilon=1e-7):

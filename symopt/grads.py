@@ -24,16 +24,21 @@ def get_or_compute_grads(loss_or_grads, params):
     -------
     list of TensorVariable
         The gradients, cast to the dtype of their parameter and given its static shape,
-        so that update expressions keep the exact type of the shared variables.
+        so that update expressions keep the exact type of the shared variables. A list
+        of gradients that already have those types is returned as it is (the same list),
+        as Lasagne and PyMC do.
 
     Raises
     ------
+    symopt.ParamError
+        If a parameter is not a floating-point shared variable: both a ``TypeError`` and
+        a ``ValueError`` (Lasagne and PyMC document a ``ValueError`` there).
     TypeError
-        If a parameter is not a floating-point shared variable, or ``loss_or_grads`` is
-        neither a variable nor a list.
+        If ``loss_or_grads`` is neither a variable nor a list.
     ValueError
         If the loss is not a scalar, does not depend on a parameter, or the gradient list
-        has the wrong length or a gradient the wrong number of dimensions.
+        has the wrong length or a gradient the wrong number of dimensions, or a static
+        shape that is not its parameter's.
 
     Examples
     --------
@@ -61,7 +66,11 @@ def get_or_compute_grads(loss_or_grads, params):
                     f"gradient {i} has {g_ndim} dimensions but its parameter "
                     f"{describe(p)} has {p.ndim}"
                 )
+            _check_static_shape(i, g, p)
             checked.append(like_param(g, p))
+        if isinstance(loss_or_grads, list) and all(
+                c is g for c, g in zip(checked, grads, strict=True)):
+            return loss_or_grads
         return checked
     if isinstance(loss_or_grads, Variable):
         loss = loss_or_grads
@@ -86,3 +95,20 @@ def get_or_compute_grads(loss_or_grads, params):
         "loss_or_grads must be a scalar loss or a list of gradients, "
         f"got {type(loss_or_grads).__name__}"
     )
+
+
+def _check_static_shape(i, grad, param):
+    """A gradient's static shape, where known, against its parameter's shape (that of its
+    value, which the rule's state is made for)."""
+    if isinstance(grad, Variable):
+        known = getattr(grad.type, "shape", None) or ()
+    else:
+        known = np.shape(grad)
+    shape = param.get_value(borrow=True).shape
+    if any(g is not None and g != s for g, s in zip(known, shape)):
+        dims = ["?" if g is None else str(g) for g in known]
+        shown = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+        raise ValueError(
+            f"gradient {i} has shape {shown} but its parameter {describe(param)} has shape "
+            f"{shape}; a gradient must have its parameter's shape"
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytensor.tensor as pt
 
-from symopt._checks import as_scalar, check_hyper
+from symopt._checks import Hyperparameter
 
 __all__ = ["l1", "l2", "regularize"]
 
@@ -38,5 +38,4 @@ def regularize(params, penalty=l2, coefficient=None):
     total = sum(penalty(p) for p in params)
     if coefficient is None:
         return total
-    check_hyper(coefficient, "coefficient", low=0)
-    return as_scalar(coefficient, total.dtype) * total
+    return Hyperparameter(coefficient, "coefficient", low=0)(total.dtype) * total

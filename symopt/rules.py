@@ -20,6 +20,7 @@ from symopt.blocks import (
     scale_by_adadelta,
     scale_by_adafactor,
     scale_by_adagrad,
+    scale_by_adagrad_window,
     scale_by_adam,
     scale_by_adamax,
     scale_by_adan,
@@ -51,6 +52,7 @@ __all__ = [
     "adadelta",
     "adafactor",
     "adagrad",
+    "adagrad_window",
     "adam",
     "adamax",
     "ademamix",
@@ -325,6 +327,75 @@ def adagrad(learning_rate=1.0, epsilon=1e-6):
 
 
 @_registered("adaptive")
+def adagrad_window(learning_rate=1e-3, epsilon=0.1, n_win=10):
+    r"""Adagrad over a window of the last ``n_win`` squared gradients: PyMC's ``adagrad_window``.
+
+    .. math::
+
+        w_{t \bmod n} \leftarrow g^2, \qquad
+        \theta \leftarrow \theta - \eta\, g \,/\, \sqrt{\textstyle\sum_{k=0}^{n-1} w_k + \epsilon}
+
+    Adagrad's sum of every squared gradient so far makes its steps shrink for good; here
+    only the last :math:`n` count, in a ring buffer :math:`w` (zeros at first), so the
+    step follows the gradient's recent scale, as RMSProp's running mean does, but with a
+    hard window. It is PyMC's default optimizer for ``pm.fit`` (ADVI), with its
+    defaults, and computes what ``pymc.adagrad_window`` computes, bit for bit.
+
+    Parameters
+    ----------
+    loss_or_grads : scalar TensorVariable or list of TensorVariable, optional
+        The loss, or one gradient per parameter.
+    params : list of SharedVariable, optional
+        The parameters to update.
+    learning_rate : float or scalar variable, default 1e-3
+        :math:`\eta` (PyMC's default).
+    epsilon : float or scalar variable, default 0.1
+        :math:`\epsilon`, added to the windowed sum inside the root (PyMC's default:
+        large, so the first steps, when the window holds one square, stay small).
+    n_win : int, default 10
+        :math:`n`, how many past squared gradients are summed.
+    fuse : bool or "auto", default False
+        The window has an axis the parameter does not, so this rule runs on the
+        per-tensor path only: True raises :class:`symopt.fused.NotFusable`, ``"auto"``
+        keeps the per-tensor path.
+
+    Returns
+    -------
+    Updates, or ConfiguredRule
+        The updates (a list of pairs that also reads as a mapping), or, called without
+        ``loss_or_grads`` and ``params``, the configured rule.
+
+    Notes
+    -----
+    State: ``<param>.window`` (the parameter's shape and a last axis of length ``n_win``,
+    PyMC's layout) and the counter ``adagrad_window.t``; PyMC keeps one floating-point
+    slot index per parameter instead, all equal to this counter modulo ``n_win``.
+
+    References
+    ----------
+    PyMC developers, ``pymc.variational.updates.adagrad_window`` (PyMC 3.1 and later,
+    2017), https://www.pymc.io/projects/docs/en/stable/api/generated/pymc.adagrad_window.html
+
+    J. Duchi, E. Hazan and Y. Singer (2011), "Adaptive Subgradient Methods for Online
+    Learning and Stochastic Optimization", Journal of Machine Learning Research 12.
+    https://jmlr.org/papers/v12/duchi11a.html
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
+    >>> updates = symopt.adagrad_window((w ** 2).sum(), [w], 0.1, n_win=2)
+    >>> [var.name for var in updates.keys()], updates.keys()[1].get_value().shape
+    (['w', 'w.window', 'adagrad_window.t'], (2, 2))
+    >>> step = pytensor.function([], [], updates=updates)
+    >>> for _ in range(3): _ = step()
+    >>> w.get_value().round(6)
+    array([ 0.767341, -1.762271])
+    """
+    return scale_by_adagrad_window(epsilon, n_win, learning_rate=learning_rate)
+
+
+@_registered("adaptive")
 def rmsprop(learning_rate=1.0, rho=0.9, epsilon=1e-6, momentum=0.0, centered=False):
     r"""RMSProp (Tieleman & Hinton, 2012), optionally with momentum and centred.
 
@@ -453,8 +524,9 @@ def adadelta(learning_rate=1.0, rho=0.95, epsilon=1e-6):
 
 
 @_registered("adaptive")
-def adam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
-    r"""Adam (Kingma & Ba, 2015), Algorithm 1 of the paper.
+def adam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
+         epsilon_placement="after_correction"):
+    r"""Adam (Kingma & Ba, 2015), Algorithm 1 of the paper, or its "efficient" form.
 
     .. math::
 
@@ -464,9 +536,23 @@ def adam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
             \frac{m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + \epsilon}
 
     This is the form of ``torch.optim.Adam``, optax and the book (whose text form also
-    decays :math:`\beta_1`, see :func:`symopt.texts.book.adam`). Lasagne and PyMC add
-    epsilon to :math:`\sqrt{v}` before the bias correction instead; the two differ only
-    while :math:`\sqrt{\hat v}` is near epsilon.
+    decays :math:`\beta_1`, see :func:`symopt.texts.book.adam`): epsilon is added
+    *after* the bias correction. Lasagne and PyMC compute the paper's efficient form of
+    its section 2, epsilon added to :math:`\sqrt{v}` *before* the correction, which
+    ``epsilon_placement="before_correction"`` selects:
+
+    .. math::
+
+        \alpha_t = \eta\, \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}, \qquad
+        \theta \leftarrow \theta - \alpha_t\, \frac{m}{\sqrt{v} + \epsilon}
+
+    bit for bit ``pymc.adam`` and ``lasagne.updates.adam`` (and ``pm.fit`` with either
+    gives the same history). It is the first form with :math:`\epsilon` replaced by
+    :math:`\epsilon \sqrt{1-\beta_2^t}`, so the two agree while epsilon is small next
+    to :math:`\sqrt{v}`; with a large epsilon, or a loss scaled by 1e-6, they do not: the
+    first step of ``x**2 / 2`` from 1.0 with ``learning_rate=0.01, epsilon=1e-2`` (or
+    ``epsilon=1e-8`` and the loss times 1e-6) ends at 0.990099 in the first form and at
+    0.992403 in the efficient one.
 
     Parameters
     ----------
@@ -482,6 +568,10 @@ def adam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
         :math:`\beta_2`, in ``[0, 1)``: the decay of the second moment :math:`v`.
     epsilon : float or scalar variable, default 1e-8
         :math:`\epsilon`, added to the root of the second moment, for stability.
+    epsilon_placement : {"after_correction", "before_correction"}, keyword only
+        Add epsilon to the root of the bias-corrected second moment (Algorithm 1; torch,
+        optax), or to the root of the raw one, the corrections folded into the step size
+        (the efficient form; Lasagne, PyMC).
     fuse : bool or "auto", default False
         True runs the update of all parameters of a dtype as one fused loop, their state
         in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
@@ -489,9 +579,9 @@ def adam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
 
     Returns
     -------
-    list of (SharedVariable, TensorVariable), or ConfiguredRule
-        The updates, or, called without ``loss_or_grads`` and ``params``, the configured
-        rule.
+    Updates, or ConfiguredRule
+        The updates (a list of pairs that also reads as a mapping), or, called without
+        ``loss_or_grads`` and ``params``, the configured rule.
 
     Notes
     -----
@@ -514,25 +604,56 @@ def adam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     Configured first and applied later, as ``pm.fit(obj_optimizer=...)`` does:
 
     >>> opt = symopt.adam(learning_rate=0.1)
-    >>> opt
-    adam(learning_rate=0.1, beta1=0.9, beta2=0.999, epsilon=1e-08)
+    >>> opt  # doctest: +NORMALIZE_WHITESPACE
+    adam(learning_rate=0.1, beta1=0.9, beta2=0.999, epsilon=1e-08,
+         epsilon_placement='after_correction')
     >>> w = pytensor.shared(np.array([1.0, -2.0]), name="w")
     >>> step = pytensor.function([], [], updates=opt((w ** 2).sum(), [w]))
     >>> for _ in range(3): _ = step()
     >>> w.get_value().round(6)
     array([ 0.701586, -1.700623])
+
+    Lasagne's and PyMC's form; with this epsilon the two forms part visibly:
+
+    >>> w = pytensor.shared(np.array([1.0]), name="w")
+    >>> for placement in ("after_correction", "before_correction"):
+    ...     w.set_value(np.array([1.0]))
+    ...     updates = symopt.adam((w ** 2).sum() / 2, [w], 0.01, epsilon=1e-2,
+    ...                           epsilon_placement=placement)
+    ...     _ = pytensor.function([], [], updates=updates)()
+    ...     print(placement, w.get_value().round(6))
+    after_correction [0.990099]
+    before_correction [0.992403]
     """
-    return chain(scale_by_adam(beta1, beta2, epsilon), scale_by_learning_rate(learning_rate))
+    if epsilon_placement == "before_correction":
+        return scale_by_adam(beta1, beta2, epsilon, epsilon_placement=epsilon_placement,
+                             learning_rate=learning_rate)
+    return chain(scale_by_adam(beta1, beta2, epsilon, epsilon_placement=epsilon_placement),
+                 scale_by_learning_rate(learning_rate))
 
 
 @_registered("adaptive")
-def adamax(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+def adamax(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
+           epsilon_placement="after_correction"):
     r"""AdaMax (Kingma & Ba, 2015, section 7.1), as in Lasagne, PyMC and the lecture.
 
     .. math::
 
         m \leftarrow \beta_1 m + (1-\beta_1)\, g, \qquad u \leftarrow \max(\beta_2 u, |g|),
         \qquad \theta \leftarrow \theta - \frac{\eta}{1-\beta_1^t}\, \frac{m}{u + \epsilon}
+
+    :math:`u` needs no bias correction, so epsilon has one place and both values of
+    ``epsilon_placement`` compute this equation. They differ in the order of rounding:
+    ``"after_correction"`` divides :math:`m` by :math:`1-\beta_1^t` and then scales by
+    :math:`\eta` (as the other rules apply their learning rate), ``"before_correction"``
+    forms the step size first, as Lasagne and PyMC do,
+
+    .. math::
+
+        \alpha_t = \frac{\eta}{1-\beta_1^t}, \qquad
+        \theta \leftarrow \theta - \alpha_t\, \frac{m}{u + \epsilon}
+
+    which is ``pymc.adamax`` and ``lasagne.updates.adamax`` bit for bit.
 
     Parameters
     ----------
@@ -548,6 +669,8 @@ def adamax(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
         :math:`\beta_2`, in ``[0, 1)``: the decay of the infinity norm :math:`u`.
     epsilon : float or scalar variable, default 1e-8
         :math:`\epsilon`, added to :math:`u`, for stability.
+    epsilon_placement : {"after_correction", "before_correction"}, keyword only
+        The order of computation, see above (the same equation either way).
     fuse : bool or "auto", default False
         True runs the update of all parameters of a dtype as one fused loop, their state
         in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
@@ -577,11 +700,16 @@ def adamax(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     >>> w.get_value().round(6)
     array([ 0.715499, -1.707648])
     """
-    return chain(scale_by_adamax(beta1, beta2, epsilon), scale_by_learning_rate(learning_rate))
+    if epsilon_placement == "before_correction":
+        return scale_by_adamax(beta1, beta2, epsilon, epsilon_placement=epsilon_placement,
+                               learning_rate=learning_rate)
+    return chain(scale_by_adamax(beta1, beta2, epsilon, epsilon_placement=epsilon_placement),
+                 scale_by_learning_rate(learning_rate))
 
 
 @_registered("adaptive")
-def amsgrad(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+def amsgrad(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
+            epsilon_placement="after_correction"):
     r"""AMSGrad (Reddi et al., 2018): Adam whose second moment never decreases.
 
     .. math::
@@ -590,7 +718,14 @@ def amsgrad(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
         \theta \leftarrow \theta - \eta\,
             \frac{m / (1-\beta_1^t)}{\sqrt{\hat v / (1-\beta_2^t)} + \epsilon}
 
-    with ``m``, ``v`` as in :func:`adam`; the form of ``torch.optim.Adam(amsgrad=True)``.
+    with ``m``, ``v`` as in :func:`adam`; the form of ``torch.optim.Adam(amsgrad=True)``,
+    epsilon added after the bias correction. ``epsilon_placement="before_correction"``
+    gives ``lasagne.updates.amsgrad``, Adam's efficient form with the same maximum:
+
+    .. math::
+
+        \alpha_t = \eta\, \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}, \qquad
+        \theta \leftarrow \theta - \alpha_t\, \frac{m}{\sqrt{\hat v} + \epsilon}
 
     Parameters
     ----------
@@ -606,6 +741,9 @@ def amsgrad(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
         :math:`\beta_2`, in ``[0, 1)``: the decay of the second moment :math:`v`.
     epsilon : float or scalar variable, default 1e-8
         :math:`\epsilon`, added to the root of :math:`\hat v`, for stability.
+    epsilon_placement : {"after_correction", "before_correction"}, keyword only
+        Add epsilon after the bias correction (torch) or before it, the corrections in
+        the step size (Lasagne).
     fuse : bool or "auto", default False
         True runs the update of all parameters of a dtype as one fused loop, their state
         in flat buffers (see :func:`symopt.apply`); ``"auto"`` lets symopt choose whether
@@ -635,7 +773,11 @@ def amsgrad(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
     >>> w.get_value().round(6)
     array([ 0.701586, -1.700623])
     """
-    return chain(scale_by_amsgrad(beta1, beta2, epsilon), scale_by_learning_rate(learning_rate))
+    if epsilon_placement == "before_correction":
+        return scale_by_amsgrad(beta1, beta2, epsilon, epsilon_placement=epsilon_placement,
+                                learning_rate=learning_rate)
+    return chain(scale_by_amsgrad(beta1, beta2, epsilon, epsilon_placement=epsilon_placement),
+                 scale_by_learning_rate(learning_rate))
 
 
 @_registered("adaptive")

@@ -21,6 +21,18 @@ floats (``schedule.value``; the variable holds it in its own dtype).
 :class:`ReduceOnPlateau` follows a monitored metric, as the book suggests: "When
 training loss does not improve anymore for one or a few more iterations, the learning
 rate can be reduced by a factor".
+
+In PyMC's ``pm.fit``, whose loop calls ``callback(approx, losses, i)`` after every
+iteration and stops at a ``StopIteration``, :class:`StepEvery` steps a schedule (the rule
+was compiled with its shared variable, so the new rate takes effect at the next
+iteration) and :class:`StopOnPlateau` stops the fit when the loss has stopped improving:
+
+.. code-block:: python
+
+    lr = symopt.schedules.ReduceOnPlateau(0.1, factor=0.5, patience=3)
+    approx = pm.fit(20_000, obj_optimizer=symopt.adam(learning_rate=lr.variable),
+                    callbacks=[symopt.schedules.StepEvery(lr, every=200),
+                               symopt.schedules.StopOnPlateau(every=200, patience=6)])
 """
 
 from __future__ import annotations
@@ -37,6 +49,8 @@ __all__ = [
     "ReduceOnPlateau",
     "Schedule",
     "StepDecay",
+    "StepEvery",
+    "StopOnPlateau",
 ]
 
 
@@ -66,8 +80,9 @@ class Schedule:
     name : str, default "learning_rate"
         The shared variable's name.
     dtype : str, optional
-        The shared variable's dtype; ``pytensor.config.floatX`` by default. Rules cast
-        it to each parameter's dtype, so a float64 rate never upcasts float32 updates.
+        The shared variable's dtype, a floating-point one; ``pytensor.config.floatX`` by
+        default. Rules cast it to each parameter's dtype, so a float64 rate never upcasts
+        float32 updates.
 
     Attributes
     ----------
@@ -88,7 +103,10 @@ class Schedule:
         self.minimum = _positive(minimum, "minimum", allow_zero=True)
         if self.minimum > self.initial:
             raise ValueError(f"minimum ({minimum}) is above the initial value ({initial})")
-        dtype = dtype or pytensor.config.floatX
+        dtype = np.dtype(dtype or pytensor.config.floatX)
+        if dtype.kind != "f":
+            raise ValueError(f"dtype must be a floating-point dtype (a learning rate is a "
+                             f"fraction), got {dtype.name}")
         self.variable = pytensor.shared(np.asarray(self.initial, dtype=dtype), name=name)
         self.t = 0
         self.value = self.initial
@@ -358,3 +376,149 @@ class ReduceOnPlateau(Schedule):
     def reset(self) -> None:
         super().reset()
         self._reset_counters()
+
+
+# -- callbacks for fit loops that call ``callback(approx, losses, i)`` (PyMC's pm.fit) ---
+
+
+def _window_mean(losses, every: int) -> float:
+    """The mean of the finite values among the last ``every`` losses (NaN if none)."""
+    window = np.asarray(losses[-every:], dtype="float64")
+    window = window[np.isfinite(window)]
+    return float(window.mean()) if window.size else math.nan
+
+
+class StepEvery:
+    """Step a schedule every ``every`` iterations of a fit loop: a ``pm.fit`` callback.
+
+    PyMC calls each callback as ``callback(approx, losses, i)`` after iteration ``i``
+    (from 1), ``losses`` holding the loss (the negative ELBO) of every iteration so far.
+    Every ``every`` iterations this steps ``schedule`` once, with the mean loss of those
+    iterations as the metric (:class:`ReduceOnPlateau` needs it; time schedules ignore
+    it, and count windows, not iterations). The rule must have been built with
+    ``learning_rate=schedule.variable``; the compiled step reads it at every call, so the
+    new rate applies from the next iteration, as if training had been stopped, the rate
+    set, and training continued (``tests/with_pymc/test_pymc_porting.py`` checks exactly
+    that against ``Inference.refine``).
+
+    Parameters
+    ----------
+    schedule : Schedule
+    every : int, default 100
+        Iterations per step of the schedule. The ELBO of one iteration is a noisy
+        one-sample estimate: a window of a hundred or more gives a metric that can be
+        compared from one window to the next.
+
+    Attributes
+    ----------
+    history : list of (int, float, float)
+        ``(iteration, window mean loss, learning rate after the step)`` per step.
+
+    Examples
+    --------
+    >>> lr = StepDecay(0.1, factor=0.5, every=2)
+    >>> callback = StepEvery(lr, every=3)
+    >>> losses = []
+    >>> for i in range(1, 13):
+    ...     losses.append(10.0 / i)
+    ...     callback(None, losses, i)
+    >>> [(i, rate) for i, _, rate in callback.history]
+    [(3, 0.1), (6, 0.05), (9, 0.05), (12, 0.025)]
+    """
+
+    def __init__(self, schedule: Schedule, every: int = 100):
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a symopt.schedules.Schedule, got "
+                            f"{type(schedule).__name__}")
+        self.schedule = schedule
+        self.every = _positive_int(every, "every")
+        self.history: list[tuple[int, float, float]] = []
+
+    def __call__(self, approx, losses, i) -> None:
+        if i % self.every:
+            return
+        metric = _window_mean(losses, self.every)
+        self.history.append((int(i), metric, self.schedule.step(metric)))
+
+
+class StopOnPlateau:
+    """Stop a fit loop when its mean loss has stopped improving: a ``pm.fit`` callback.
+
+    Every ``every`` iterations the mean loss of those iterations is compared with the
+    best such mean so far; when ``patience`` windows in a row have not improved on it by
+    more than ``min_delta``, the callback raises ``StopIteration``, which ``pm.fit``
+    takes as the end of the fit (the approximation keeps its current parameters, and
+    ``approx.hist`` ends there). PyMC's own ``CheckParametersConvergence`` stops on the
+    parameters' movement instead; the two can be combined.
+
+    Parameters
+    ----------
+    every : int, default 100
+        Iterations per window.
+    patience : int, default 5
+        Windows without improvement before stopping.
+    min_delta : float, default 0.0
+        How much lower a window's mean must be than the best to count as better, in the
+        loss's units.
+
+    Attributes
+    ----------
+    best : float
+        The best window mean.
+    stopped_at : int or None
+        The iteration at which the fit was stopped.
+    history : list of (int, float)
+        ``(iteration, window mean loss)`` per window.
+
+    Examples
+    --------
+    >>> stop, losses = StopOnPlateau(every=2, patience=2), []
+    >>> try:
+    ...     for i, loss in enumerate([5, 4, 3, 3, 3, 3.5, 3, 3, 2], start=1):
+    ...         losses.append(loss)
+    ...         stop(None, losses, i)
+    ... except StopIteration as stopped:
+    ...     print(stopped, stop.best)
+    no improvement of the mean loss over 2 windows of 2 iterations: stopped at 8 3.0
+    """
+
+    def __init__(self, every: int = 100, patience: int = 5, min_delta: float = 0.0):
+        self.every = _positive_int(every, "every")
+        self.patience = _positive_int(patience, "patience")
+        self.min_delta = _positive(min_delta, "min_delta", allow_zero=True)
+        self.best = math.inf
+        self.wait = 0
+        self.stopped_at: int | None = None
+        self.history: list[tuple[int, float]] = []
+
+    def __call__(self, approx, losses, i) -> None:
+        if i % self.every:
+            return
+        metric = _window_mean(losses, self.every)
+        self.history.append((int(i), metric))
+        if metric < self.best - self.min_delta:
+            self.best, self.wait = metric, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_at = int(i)
+            raise StopIteration(
+                f"no improvement of the mean loss over {self.patience} windows of "
+                f"{self.every} iterations: stopped at {i}")
+
+
+# In-graph schedules, symbolic functions of the rule's own step counter (saved with its
+# state): defined in symopt.step_schedules, reached from here.
+from symopt.step_schedules import (  # noqa: E402, F401 (re-exported)
+    StepSchedule,
+    constant,
+    cosine_decay,
+    exponential_decay,
+    join,
+    linear,
+    one_cycle,
+    piecewise_constant,
+    polynomial,
+    sgdr,
+    warmup_cosine_decay,
+)

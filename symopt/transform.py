@@ -34,8 +34,9 @@ from collections import Counter
 
 from symopt._checks import check_params, like_param, require_loss
 from symopt.grads import get_or_compute_grads
+from symopt.updates import Updates
 
-__all__ = ["ConfiguredRule", "LossRule", "Transform", "apply", "as_transform", "chain",
+__all__ = ["ConfiguredRule", "LossRule", "Transform", "Updates", "apply", "as_transform", "chain",
            "update_rule"]
 
 FUSE_CHOICES = (True, False, "auto")
@@ -140,8 +141,10 @@ def chain(*transforms):
             state += block_state
         return steps, state
 
-    return Transform(transform, elementwise=all(b.elementwise for b in blocks),
-                     name=f"chain({', '.join(map(repr, blocks))})")
+    chained = Transform(transform, elementwise=all(b.elementwise for b in blocks),
+                        name=f"chain({', '.join(map(repr, blocks))})")
+    chained.parts = tuple(blocks)
+    return chained
 
 
 def apply(transform, loss_or_grads, params, fuse=False):
@@ -150,7 +153,9 @@ def apply(transform, loss_or_grads, params, fuse=False):
     The one place where steps become parameter updates: the result is
     ``[(p, p + s) for each parameter] + state_updates``, a list ready for
     ``pytensor.function(..., updates=...)``. Every expression has exactly the type of its
-    shared variable.
+    shared variable. The list is an :class:`Updates`, which also reads as the
+    ``OrderedDict`` Lasagne and PyMC return (``updates[p]``, ``p in updates``,
+    ``updates.items()``, ``updates.update(...)``).
 
     Parameters
     ----------
@@ -174,13 +179,13 @@ def apply(transform, loss_or_grads, params, fuse=False):
         from symopt import fused
 
         if fuse is True:
-            return fused.fused_apply(transform, grads, params)
+            return Updates(fused.fused_apply(transform, grads, params))
         largest_group = max(Counter(p.dtype for p in params).values())
         if transform.elementwise and largest_group >= fused.auto_min_tensors():
-            return fused.fused_apply(transform, grads, params)
+            return Updates(fused.fused_apply(transform, grads, params))
     steps, state = transform.transform(grads, params)
     updates = [(p, like_param(p + s, p)) for p, s in zip(params, steps, strict=True)]
-    return updates + [(var, var.type.filter_variable(value)) for var, value in state]
+    return Updates(updates + [(var, var.type.filter_variable(value)) for var, value in state])
 
 
 class ConfiguredRule(Transform):
@@ -189,17 +194,83 @@ class ConfiguredRule(Transform):
     What ``symopt.adam(learning_rate=0.01)`` returns. Calling it,
     ``rule(loss_or_grads, params)``, returns the updates; as a :class:`Transform` it can
     be chained. ``hyperparameters`` holds every hyperparameter, defaults resolved.
+
+    It looks like the ``functools.partial`` that Lasagne-style code and PyMC's rules
+    return: ``func`` is the rule, ``keywords`` its hyperparameters (the same dict as
+    ``hyperparameters``), ``args`` is empty; and, as with a partial, hyperparameters
+    given by name when it is called override the configured ones for that call:
+    ``opt(loss, params, learning_rate=0.1)`` builds the rule again with them (the
+    configured rule itself does not change). Called with neither loss nor params, it
+    returns the rule configured with the overrides. Code that changes ``keywords`` in
+    place, as schedulers written for PyMC's partials do
+    (``opt.keywords["learning_rate"] = shared_lr``), is followed too: the rule is built
+    again from the changed hyperparameters at its next use.
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor, symopt
+    >>> opt = symopt.adam(learning_rate=0.01)
+    >>> opt.func is symopt.adam, opt.args, opt.keywords["learning_rate"]
+    (True, (), 0.01)
+    >>> w = pytensor.shared(np.array([1.0]), name="w")
+    >>> step = pytensor.function([], [], updates=opt((w ** 2).sum(), [w], learning_rate=0.1))
+    >>> _ = step(); w.get_value()
+    array([0.9])
+    >>> opt(beta2=0.99).keywords["beta2"]
+    0.99
     """
 
-    def __init__(self, name, transform, hyperparameters, fuse=False):
+    def __init__(self, name, transform, hyperparameters, fuse=False, func=None):
         transform = as_transform(transform)
         super().__init__(transform.transform, elementwise=transform.elementwise, name=name)
         self.hyperparameters = dict(hyperparameters)
         self.fuse = _check_fuse(fuse)
+        #: the rule this configures (``symopt.adam``), which rebuilds it with overrides
+        self.func = func
+        #: always empty: hyperparameters are held by name, in :attr:`keywords`
+        self.args = ()
+        self._built_with = dict(self.hyperparameters)
 
-    def __call__(self, loss_or_grads, params, fuse=None):
+    def _refresh(self):
+        """Build the transform again if ``keywords`` were changed in place since."""
+        current, built = self.hyperparameters, self._built_with
+        if self.func is None or (current.keys() == built.keys()
+                                 and all(current[k] is built[k] for k in current)):
+            return
+        transform = as_transform(self.func.build(**current))
+        self.fn, self.elementwise = transform.transform, transform.elementwise
+        self._built_with = dict(current)
+
+    def transform(self, steps, params):
+        """The new steps and the state updates (see :class:`Transform`)."""
+        self._refresh()
+        return super().transform(steps, params)
+
+    @property
+    def keywords(self):
+        """The hyperparameters, by name (``functools.partial``'s name for them)."""
+        return self.hyperparameters
+
+    def __call__(self, loss_or_grads=None, params=None, *args, fuse=None, **overrides):
         """The updates; ``fuse`` defaults to the one the rule was configured with, so
-        ``pm.fit(obj_optimizer=symopt.adam(learning_rate=0.01, fuse=True))`` fuses."""
+        ``pm.fit(obj_optimizer=symopt.adam(learning_rate=0.01, fuse=True))`` fuses.
+        Hyperparameters given by name override the configured ones for this call."""
+        if args:
+            raise TypeError(
+                f"{self.name}: a configured rule takes its loss and params by position and "
+                f"hyperparameters only by name (e.g. learning_rate=...), got {len(args)} more "
+                "positional argument(s)"
+            )
+        fuse = self.fuse if fuse is None else _check_fuse(fuse)
+        if overrides or (loss_or_grads is None and params is None):
+            if self.func is None:
+                if not overrides:
+                    return self
+                raise TypeError(f"{self.name} was configured without its rule, so it cannot "
+                                f"take hyperparameters when called: {sorted(overrides)}")
+            return self.func(loss_or_grads, params, **{**self.hyperparameters, **overrides},
+                             fuse=fuse)
+        self._refresh()
         return super().__call__(loss_or_grads, params, fuse=fuse)
 
     def __repr__(self):
@@ -211,9 +282,10 @@ class LossRule(ConfiguredRule):
     """A configured rule that needs the loss itself (curvature, or a gradient taken at
     another point); given a list of gradients, it raises."""
 
-    def __call__(self, loss_or_grads, params, fuse=None):
-        require_loss(loss_or_grads, self.name)
-        return super().__call__(loss_or_grads, params, fuse=fuse)
+    def __call__(self, loss_or_grads=None, params=None, *args, fuse=None, **overrides):
+        if loss_or_grads is not None or params is not None:
+            require_loss(loss_or_grads, self.name)
+        return super().__call__(loss_or_grads, params, *args, fuse=fuse, **overrides)
 
 
 def update_rule(build, needs_loss=False):
@@ -235,11 +307,16 @@ def update_rule(build, needs_loss=False):
         _check_fuse(fuse)
         if needs_loss and loss_or_grads is not None:
             require_loss(loss_or_grads, build.__name__)
-        bound = hyper_signature.bind(*args, **kwargs)
+        try:
+            bound = hyper_signature.bind(*args, **kwargs)
+        except TypeError as err:
+            raise TypeError(f"{build.__name__}: {err}; its hyperparameters are "
+                            f"{', '.join(hyper_signature.parameters)}") from None
         bound.apply_defaults()
         transform = build(*bound.args, **bound.kwargs)
         if loss_or_grads is None and params is None:
-            return configured(build.__name__, transform, bound.arguments, fuse=fuse)
+            return configured(build.__name__, transform, bound.arguments, fuse=fuse,
+                              func=rule)
         if params is None:
             raise ValueError(
                 f"{build.__name__}: loss_or_grads was given without params; pass the list "

@@ -5,25 +5,28 @@ r"""Wrappers that map a rule's updates to new updates.
 - :func:`apply_norm_constraint`: a max-norm constraint on updated weights;
 - :func:`skip_nonfinite`: the NaN guard, which makes a step all-or-nothing.
 
-Each takes what a rule returned (a list of pairs, or a Lasagne-style dict) and returns
-the same kind.
+Each takes what a rule returned (:class:`symopt.Updates`, a plain list of pairs, or a
+Lasagne-style dict) and returns the same kind: a dict of the same class for a dict, else
+:class:`symopt.Updates` (a list of pairs that also reads as a mapping).
 """
 
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.scalar import add as scalar_add
 from pytensor.tensor.elemwise import Elemwise
+from pytensor.tensor.type import TensorType
 
 from symopt._checks import check_params, describe, like_param
 from symopt.blocks import trace
 from symopt.constraints import norm_constraint
 from symopt.state import state_tag, tag_state
+from symopt.updates import Updates
 
 __all__ = ["apply_momentum", "apply_nesterov_momentum", "apply_norm_constraint",
            "skip_nonfinite"]
@@ -48,8 +51,18 @@ def _step_of(param, expression):
     return expression - param
 
 
+def _pairs(updates):
+    """The ``(variable, expression)`` pairs of a dict or of a list of pairs."""
+    return list(updates.items() if isinstance(updates, dict) else updates)
+
+
+def _same_kind(updates, pairs):
+    """``pairs`` as the kind ``updates`` was: its dict class, else :class:`Updates`."""
+    return type(updates)(pairs) if isinstance(updates, dict) else Updates(pairs)
+
+
 def _with_trace(updates, params, block):
-    pairs = list(updates.items() if isinstance(updates, dict) else updates)
+    pairs = _pairs(updates)
     if params is None:
         params = [var for var, _ in pairs if state_tag(var) is None]
     params = check_params(params)
@@ -61,7 +74,7 @@ def _with_trace(updates, params, block):
     new_steps, state = block.transform(steps, params)
     new = {id(p): like_param(p + s, p) for p, s in zip(params, new_steps)}
     result = [(var, new.get(id(var), expr)) for var, expr in pairs] + state
-    return OrderedDict(result) if isinstance(updates, dict) else result
+    return _same_kind(updates, result)
 
 
 def apply_momentum(updates, params=None, momentum=0.9):
@@ -73,7 +86,7 @@ def apply_momentum(updates, params=None, momentum=0.9):
 
     Parameters
     ----------
-    updates : list of (SharedVariable, TensorVariable) or dict
+    updates : Updates, list of (SharedVariable, TensorVariable) or dict
         What a rule returned (symopt's, Lasagne-style dicts, or hand-written).
     params : list of SharedVariable, optional
         Which parameters get momentum; by default every updated variable that is not
@@ -82,8 +95,9 @@ def apply_momentum(updates, params=None, momentum=0.9):
 
     Returns
     -------
-    list or OrderedDict
-        The same kind as ``updates``, with the velocities' updates appended.
+    Updates or dict
+        The same kind as ``updates`` (a dict of its class, else :class:`symopt.Updates`),
+        with the velocities' updates appended.
         ``apply_momentum(sgd(loss, params, lr), momentum=mu)`` equals
         ``momentum(loss, params, lr, mu)`` bit for bit.
     """
@@ -105,10 +119,11 @@ def apply_norm_constraint(updates, params, max_norm, norm_axes=None, epsilon=1e-
     """Apply :func:`norm_constraint` to the updated values of ``params`` in ``updates``.
 
     The max-norm regularisation of the slides, "after each training step", folded into
-    the same compiled update. Returns the same kind as ``updates`` (list or dict).
+    the same compiled update. Returns the same kind as ``updates`` (a dict of its class,
+    else :class:`symopt.Updates`).
     """
     params = check_params(params)
-    pairs = list(updates.items() if isinstance(updates, dict) else updates)
+    pairs = _pairs(updates)
     chosen = {id(p) for p in params}
     found = {id(var) for var, _ in pairs} & chosen
     for p in params:
@@ -119,7 +134,22 @@ def apply_norm_constraint(updates, params, max_norm, norm_axes=None, epsilon=1e-
          if id(var) in chosen else e)
         for var, e in pairs
     ]
-    return type(updates)(result) if isinstance(updates, dict) else result
+    return _same_kind(updates, result)
+
+
+def _is_tensor(variable):
+    return isinstance(variable.type, TensorType)
+
+
+def _check_counter(counter):
+    if not isinstance(counter, SharedVariable):
+        raise TypeError(f"skip_nonfinite: counter must be a shared variable holding an integer "
+                        f"scalar (pytensor.shared(np.int64(0))), got {describe(counter)}")
+    if not _is_tensor(counter) or counter.ndim != 0 or counter.dtype[:3] not in ("int", "uin"):
+        what = (f"a {counter.ndim}-d {counter.dtype} tensor" if _is_tensor(counter)
+                else f"a {counter.type}")
+        raise TypeError(f"skip_nonfinite: counter ({describe(counter)}) must hold an integer "
+                        f"scalar, to count skipped steps exactly; it holds {what}")
 
 
 def skip_nonfinite(updates, counter=None, return_counter=False):
@@ -129,13 +159,16 @@ def skip_nonfinite(updates, counter=None, return_counter=False):
     if one of them holds a non-finite value, every variable keeps its old value for this
     step, including the rule's step counters, and ``counter`` is incremented. The book
     advises watching for NaN values; this keeps one bad batch from destroying the model.
+    State that is not a tensor (ESGD's random generator) moves on all the same: after a
+    skipped step the next one draws new random numbers.
 
     Parameters
     ----------
     updates : list of (SharedVariable, TensorVariable) or dict
     counter : int shared scalar, optional
-        Where to count the skipped steps; by default a new one named
-        ``nonfinite.skips``, which is optimizer state (see :func:`symopt.get_state`).
+        Where to count the skipped steps: a shared variable holding an integer scalar
+        (anything else is refused); by default a new one named ``nonfinite.skips``,
+        which is optimizer state (see :func:`symopt.get_state`).
     return_counter : bool, default False
         Also return the counter.
 
@@ -150,17 +183,21 @@ def skip_nonfinite(updates, counter=None, return_counter=False):
     >>> w.get_value(), int(skips.get_value())
     (array([0.9]), 1)
     """
-    pairs = list(updates.items() if isinstance(updates, dict) else updates)
+    pairs = _pairs(updates)
     if counter is None:
         counter = tag_state(pytensor.shared(np.int64(0), name="nonfinite.skips"),
                             "skip_nonfinite", "skips")
+    _check_counter(counter)
     # pt.isfinite does not exist in PyTensor 2.38: "neither NaN nor inf" works in both.
     checks = [~pt.any(pt.or_(pt.isnan(e), pt.isinf(e)))
-              for _, e in pairs if e.dtype.startswith("float")]
+              for _, e in pairs if _is_tensor(e) and e.dtype.startswith("float")]
     if not checks:
         raise ValueError("skip_nonfinite: there is no floating-point update to check")
     finite = functools.reduce(pt.and_, checks)
-    guarded = [(var, var.type.filter_variable(pt.switch(finite, e, var))) for var, e in pairs]
+    # a variable that is not a tensor (ESGD's random generator) cannot be switched: it
+    # moves on, so a skipped step draws new random numbers at the next one
+    guarded = [(var, var.type.filter_variable(pt.switch(finite, e, var)) if _is_tensor(e)
+                else e) for var, e in pairs]
     guarded.append((counter, pt.switch(finite, counter, counter + 1)))
-    result = type(updates)(guarded) if isinstance(updates, dict) else guarded
+    result = _same_kind(updates, guarded)
     return (result, counter) if return_counter else result

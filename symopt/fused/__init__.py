@@ -29,13 +29,23 @@ Blocks that look across elements (global-norm clipping) are not: ``fuse=True`` t
 raises a :class:`NotFusable` error that says which, and ``fuse="auto"`` keeps the
 per-tensor path.
 
+The offsets into the flat buffers are fixed when the graph is built, so every call checks,
+before anything is written, that each parameter still has the shape its slot was built for
+and each gradient its parameter's shape (:class:`FusedCheck`, and each node again), and
+refuses otherwise with a :class:`ValueError` naming the tensor and both shapes.
+
 State is saved and restored under the per-tensor names (``W.m``, ``b.m``, ...), so a
 checkpoint written by one path loads into the other.
+
+On the C backends the per-tensor path gets the same loop by default: importing symopt
+registers :func:`~symopt.fused.rewrite.flat_update`, a compile-time rewrite that turns
+each parameter's update loop into a one-tensor :class:`FusedUpdate` (PyTensor's own C
+loop for it is scalar, about ten times slower; Numba's is vectorised and left alone).
 """
 
-from symopt.fused import modes
+from symopt.fused import modes, rewrite
 from symopt.fused.lowering import NotFusable
-from symopt.fused.op import PARALLEL_MIN, FusedUpdate
+from symopt.fused.op import PARALLEL_MIN, FusedCheck, FusedUpdate
 from symopt.fused.plan import (
     CHUNK,
     FUSE_MIN_TENSORS,
@@ -44,5 +54,6 @@ from symopt.fused.plan import (
     fused_apply,
 )
 
-__all__ = ["CHUNK", "FUSE_MIN_TENSORS", "PARALLEL_MIN", "FusedUpdate", "NotFusable",
-           "auto_min_tensors", "default_backend_is_c", "fused_apply", "modes"]
+__all__ = ["CHUNK", "FUSE_MIN_TENSORS", "PARALLEL_MIN", "FusedCheck", "FusedUpdate",
+           "NotFusable", "auto_min_tensors", "default_backend_is_c", "fused_apply", "modes",
+           "rewrite"]

@@ -17,7 +17,30 @@ from pytensor.graph.basic import Constant
 
 from symopt.fused.lowering import ancestors, rebuilt
 
-__all__ = ["body_op", "c_literal", "compile_args", "loop_function", "node_code", "openmp"]
+__all__ = ["CHECK_SUPPORT_CODE", "body_op", "c_literal", "c_string", "check_node_code",
+           "compile_args", "loop_function", "node_code", "openmp"]
+
+#: The shape check every call of the node makes before it touches memory: the error is
+#: ``prefix + shape + suffix``, the shape printed as Python prints a tuple.
+CHECK_SUPPORT_CODE = """
+#ifndef SYMOPT_FUSED_CHECK
+#define SYMOPT_FUSED_CHECK
+static int symopt_fused_check(PyArrayObject* a, int nd, const npy_intp* dims,
+                              const char* prefix, const char* suffix) {
+    char got[512];
+    int at = 0, i, same = PyArray_NDIM(a) == nd;
+    for (i = 0; same && i < nd; ++i) same = PyArray_DIMS(a)[i] == dims[i];
+    if (same) return 0;
+    at += snprintf(got + at, sizeof(got) - at, "(");
+    for (i = 0; i < PyArray_NDIM(a) && at < (int)sizeof(got) - 32; ++i)
+        at += snprintf(got + at, sizeof(got) - at, i ? ", %lld" : "%lld",
+                       (long long)PyArray_DIMS(a)[i]);
+    snprintf(got + at, sizeof(got) - at, PyArray_NDIM(a) == 1 ? ",)" : ")");
+    PyErr_Format(PyExc_ValueError, "%s%s%s", prefix, got, suffix);
+    return -1;
+}
+#endif
+"""
 
 
 @functools.cache
@@ -39,6 +62,18 @@ def _select_sign(op, inputs):
     (x,) = inputs
     one, minus_one = (ps.constant(np.asarray(v, dtype=x.type.dtype)) for v in (1, -1))
     return [ps.switch(ps.gt(x, 0), one, ps.switch(ps.lt(x, 0), minus_one, x))]
+
+
+def c_string(text):
+    """A C string literal of ``text`` (any characters: the rest are octal escapes)."""
+    out = []
+    for byte in text.encode():
+        char = chr(byte)
+        if char.isascii() and char.isprintable() and char not in '"\\?':
+            out.append(char)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
 
 
 def c_literal(constant):
@@ -133,8 +168,50 @@ def loop_function(fused, node, name, threads, parallel_min):
     return support + loop
 
 
+def _like_param_checks(fused, inames, fail):
+    """``shapes=None`` (one tensor, its state shaped like it): the gradient and each state
+    array have the parameter's shape."""
+    p, others = inames[0], inames[1:2 + fused.n_states]
+    return "".join(f"""
+        if (!PyArray_SAMESHAPE({x}, {p})) {{
+            PyErr_SetString(PyExc_ValueError, "the gradient or a state array of a parameter "
+                            "does not have the parameter's shape");
+            {fail}
+        }}""" for x in others)
+
+
+def _checks(fused, inames, fail):
+    """Every input's shape against its slot's, before anything is copied or written."""
+    if getattr(fused, "shapes", ()) is None:
+        return _like_param_checks(fused, inames, fail)
+    code = []
+    for index, shape, prefix, suffix in fused.checks():
+        dims = ", ".join(str(d) for d in shape) or "0"
+        code.append(f"""
+        {{
+            static const npy_intp dims[] = {{{dims}}};
+            if (symopt_fused_check({inames[index]}, {len(shape)}, dims, {c_string(prefix)},
+                                   {c_string(suffix)})) {{ {fail} }}
+        }}""")
+    return "".join(code)
+
+
+def check_node_code(check, inames, out, fail):
+    """The C code of :class:`~symopt.fused.op.FusedCheck`: the checks, then the token."""
+    return f"""
+    {{
+    {_checks(check, inames, fail)}
+    if (!{out}) {{
+        {out} = (PyArrayObject*)PyArray_ZEROS(0, NULL, NPY_INT8, 0);
+        if (!{out}) {{ {fail} }}
+    }}
+    }}
+    """
+
+
 def node_code(fused, node, name, inames, onames, sub):
-    """The node's C code: the outputs (in place or copies), then each tensor's loop."""
+    """The node's C code: the shape checks, the outputs (in place or copies), then each
+    tensor's loop."""
     k, r = fused.n_tensors, fused.n_states
     p_in, g_in, s_in, c_in = fused.split(inames)
     p_out, s_out = onames[:k], onames[k:]
@@ -160,6 +237,7 @@ def node_code(fused, node, name, inames, onames, sub):
                           + [f"c{j}_v" for j in range(len(c_in))])
     return f"""
     {{
+    {_checks(fused, inames, fail)}
     {scalars}
     {states}
     {params}

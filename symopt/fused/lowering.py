@@ -67,7 +67,8 @@ def loop_body(outputs, vector_inputs):
             zero_d = var
             if var.ndim:
                 owner = var.owner
-                if owner is not None and isinstance(owner.op, DimShuffle) and owner.inputs[0].ndim == 0:
+                if (owner is not None and isinstance(owner.op, DimShuffle)
+                        and owner.inputs[0].ndim == 0):
                     zero_d = owner.inputs[0]
                 else:
                     zero_d = var.reshape(())

@@ -2,8 +2,10 @@
 
 The loop over one tensor calls the Numba function PyTensor itself compiles for the
 loop body (so the same code as the per-tensor path's loops, with the floating-point
-flags of PyTensor's loops); a node's function calls it once per tensor, and a tensor of
-:data:`~symopt.fused.op.PARALLEL_MIN` elements or more runs on all of Numba's threads.
+flags of PyTensor's loops); a node's function checks every input's shape against the
+slot it was built for (:meth:`~symopt.fused.op.FusedUpdate.checks`), then calls it once
+per tensor, and a tensor of :data:`~symopt.fused.op.PARALLEL_MIN` elements or more runs
+on all of Numba's threads.
 :func:`register` registers it with PyTensor's Numba backend, with a key for PyTensor's
 on-disk cache.
 """
@@ -15,7 +17,7 @@ import hashlib
 import numpy as np
 
 from symopt.fused import op as fused_op
-from symopt.fused.op import FusedUpdate
+from symopt.fused.op import FusedCheck, FusedUpdate
 
 __all__ = ["loop_over", "register"]
 
@@ -100,16 +102,18 @@ def register():
         scalars = [f"c{j}" for j in range(n_scalars)]
         fresh = "" if op.inplace else ".copy()"
         # one tensor: typed once per number of dimensions, called k times
+        # (np.ascontiguousarray makes a 0-d array 1-d: the result is reshaped back)
         one = [f"def one(p, g, offset{''.join(', ' + x for x in states + scalars)}):",
-               "    p = np.ascontiguousarray(p)",
-               "    flat = p.reshape(-1)",
+               "    flat = np.ascontiguousarray(p).reshape(-1)",
                "    end = offset + flat.shape[0]",
-               f"    args = ({', '.join(['flat', 'np.ascontiguousarray(g).reshape(-1)'] + [f'{x}[offset:end]' for x in states] + scalars)})",
+               "    args = ({})".format(", ".join(
+                   ["flat", "np.ascontiguousarray(g).reshape(-1)"]
+                   + [f"{x}[offset:end]" for x in states] + scalars)),
                "    if flat.shape[0] >= parallel_min:",
                "        ploop(*args)",
                "    else:",
                "        loop(*args)",
-               "    return p, end"]
+               "    return flat.reshape(p.shape), end"]
         lines = [f"def fused_update({', '.join(params + grads + states + scalars)}, offset):"]
         lines += [f"    {x} = {x}{fresh}" for x in params]
         lines += [f"    {x} = np.ascontiguousarray({x}){fresh}" for x in states]
@@ -118,7 +122,8 @@ def register():
             lines.append(f"    {p}, offset = one({', '.join([p, g, 'offset'] + states + scalars)})")
         lines.append(f"    return {', '.join(params + states)}")  # one output: not a tuple
         namespace = {"np": np, "loop": loop_over(op.scalar_op, r, n_scalars),
-                     "parallel_min": fused_op.PARALLEL_MIN if op.parallel else np.iinfo(np.int64).max}
+                     "parallel_min": (fused_op.PARALLEL_MIN if op.parallel
+                                      else np.iinfo(np.int64).max)}
         namespace["ploop"] = loop_over(op.scalar_op, r, n_scalars, op.parallel)
         exec(compile("\n".join(one), "<symopt fused tensor>", "exec"), namespace)
         namespace["one"] = numba_njit(namespace["one"])
@@ -129,13 +134,69 @@ def register():
     @register_funcify_and_cache_key(FusedUpdate)
     def numba_funcify_fused_update(op, node=None, **kwargs):
         names = [f"x{i}" for i in range(2 * op.n_tensors + op.scalar_op.nin - 2)]
-        source = (f"def node_update({', '.join(names)}):\n"
+        # the node's own checks, before anything is copied or written; the loops, in
+        # fused_update, are shared by every node of the same kind; the token, last, is
+        # the group's FusedCheck's
+        source = (f"def node_update({', '.join(names)}, token):\n"
+                  f"{_check_source(op, names)}"
                   f"    return fused_update({', '.join(names)}, {op.offset})\n")
-        namespace = {"fused_update": wrapper(op)}
+        namespace = {"fused_update": wrapper(op), "fail": _fail()}
         exec(compile(source, "<symopt fused node>", "exec"), namespace)
-        # a key for PyTensor's on-disk cache: the loop body's key and this node's shape
+        # a key for PyTensor's on-disk cache: the loop body's key, this node's kind and
+        # its source (its offset, shapes and names)
         body_key = _scalar_function(op.scalar_op)[1]
         key = None if body_key is None else hashlib.sha256(
-            f"symopt.FusedUpdate-3-{body_key}-{op.n_tensors}-{op.n_states}-{op.offset}-"
-            f"{op.inplace}-{op.parallel}-{fused_op.PARALLEL_MIN}".encode()).hexdigest()
+            f"symopt.FusedUpdate-12-{body_key}-{op.n_tensors}-{op.n_states}-{op.inplace}-"
+            f"{op.parallel}-{fused_op.PARALLEL_MIN}-{source}".encode()).hexdigest()
         return numba_njit(namespace["node_update"]), key
+
+    @register_funcify_and_cache_key(FusedCheck)
+    def numba_funcify_fused_check(op, node=None, **kwargs):
+        names = [f"x{i}" for i in range(len(node.inputs))]
+        source = (f"def check({', '.join(names)}):\n{_check_source(op, names)}"
+                  "    return np.zeros((), dtype=np.int8)\n")
+        namespace = {"np": np, "fail": _fail()}
+        exec(compile(source, "<symopt fused check>", "exec"), namespace)
+        key = hashlib.sha256(f"symopt.FusedCheck-9-{source}".encode()).hexdigest()
+        return numba_njit(namespace["check"]), key
+
+
+def _check_source(op, names):
+    """Python source (for Numba) raising the error of the first input of a wrong shape.
+
+    The comparisons are the whole cost of a call that passes; ``failed`` is used after
+    them so that Numba keeps the object-mode call's result typed."""
+    if getattr(op, "shapes", ()) is None:  # one tensor, its state shaped like it
+        return "".join(
+            f"    if {names[j]}.shape != {names[0]}.shape:\n"
+            "        raise ValueError('the gradient or a state array of a parameter does "
+            "not have the parameter\\'s shape')\n" for j in range(1, 2 + op.n_states))
+    return "    failed = 0\n" + "".join(
+        f"    if {names[index]}.shape != {shape!r}:\n"
+        f"        failed = fail({prefix!r}, {suffix!r}, {names[index]})\n"
+        for index, shape, prefix, suffix in op.checks()) + (
+        "    if failed:\n        raise ValueError('a shape check of a fused update failed')\n")
+
+
+_FAIL = []
+
+
+def _fail():
+    """``fail(prefix, suffix, array)``: raise a shape check's error from Numba code.
+
+    The message holds the array's actual shape; Numba code can only raise exceptions
+    with constant arguments once PyTensor has cached it, so the error is raised by
+    Python (an object-mode block, in a function of its own: in a branch of the caller
+    Numba miscompiles it). Only a failing check calls it.
+    """
+    if not _FAIL:
+        import numba
+        from pytensor.link.numba.dispatch.basic import numba_njit
+
+        def fail(prefix, suffix, array):
+            with numba.objmode(failed="int64"):
+                failed = fused_op.raise_shape_error(prefix, suffix, array)
+            return failed
+
+        _FAIL.append(numba_njit(fail))
+    return _FAIL[0]

@@ -5,7 +5,7 @@ stand-in per dtype, lowers its updates to one scalar loop body
 (:mod:`symopt.fused.lowering`) and builds one :class:`~symopt.fused.op.FusedUpdate` node
 per :data:`CHUNK` tensors, their state in flat buffers tagged with the parameters they
 hold (so :func:`symopt.get_state` hands out each parameter's slice under its per-tensor
-name).
+name), all of them after one :class:`~symopt.fused.op.FusedCheck` of the group's shapes.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from collections import OrderedDict
 
 import pytensor
 import pytensor.tensor as pt
+from pytensor.tensor.type import TensorType
 
 from symopt._checks import like_param
 from symopt.fused import op as fused_op
 from symopt.fused.lowering import NotFusable, ancestors, loop_body
-from symopt.fused.op import FusedUpdate
+from symopt.fused.op import FusedCheck, FusedUpdate
 from symopt.state import StateTag, state_tag
 
 __all__ = ["CHUNK", "FUSE_MIN_TENSORS", "auto_min_tensors", "default_backend_is_c",
@@ -64,7 +65,8 @@ def fused_apply(transform, grads, params):
     if not transform.elementwise:
         raise NotFusable(
             f"{transform!r} is not elementwise: it looks across elements (a global norm, "
-            "a guard over all steps, or a function not declared elementwise), which one "
+            "a guard over all steps, a window of past values per element, or a function "
+            "not declared elementwise), which one "
             "fused loop cannot compute; use fuse=False or 'auto', or declare a function "
             "of your own with symopt.Transform(fn, elementwise=True)")
     groups = OrderedDict()
@@ -72,9 +74,13 @@ def fused_apply(transform, grads, params):
         groups.setdefault(p.dtype, []).append((p, like_param(g, p)))
     flat_params, flat_grads = [], []
     for dtype, members in groups.items():
-        size = sum(p.get_value(borrow=True).size for p, _ in members)
-        flat_params.append(pt.tensor(dtype=dtype, shape=(size,), name=f"fused_{dtype}"))
-        flat_grads.append(pt.tensor(dtype=dtype, shape=(size,), name=f"fused_{dtype}.grad"))
+        # Vectors of unknown static length (a length of 1 would make them broadcastable,
+        # and PyTensor's rewrites would treat them as scalars); the buffers' length is
+        # the tag's.
+        flat = pt.tensor(dtype=dtype, shape=(None,), name=f"fused_{dtype}")
+        flat.tag.symopt_length = sum(p.get_value(borrow=True).size for p, _ in members)
+        flat_params.append(flat)
+        flat_grads.append(pt.tensor(dtype=dtype, shape=(None,), name=f"fused_{dtype}.grad"))
     updates, scalar_state = _fuse(transform, list(groups.values()), flat_params, flat_grads)
     return updates + scalar_state
 
@@ -100,14 +106,18 @@ def _fuse(transform, groups, flat_params, flat_grads):
         group_buffers = buffers[id(flat_param)]
         for var, _ in group_buffers:
             tag = state_tag(var)
-            var.tag.symopt_state = StateTag(rule=tag.rule, role=tag.role, members=tuple(params))
+            var.tag.symopt_state = StateTag(
+                rule=tag.rule, role=tag.role, members=tuple(params),
+                member_shapes=tuple(p.get_value(borrow=True).shape for p in params))
         updates += _group_updates(members, flat_param, flat_grad, step, group_buffers,
-                                  stand_ins)
+                                  stand_ins, [var for var, _ in scalar_state
+                                              if isinstance(var.type, TensorType)])
     return updates, scalar_state
 
 
-def _group_updates(members, flat_param, flat_grad, step, buffer_pairs, stand_ins):
-    """The updates of one dtype group: one :class:`FusedUpdate` node per chunk."""
+def _group_updates(members, flat_param, flat_grad, step, buffer_pairs, stand_ins, counters):
+    """The updates of one dtype group: a :class:`FusedCheck` of the whole group (which
+    reads the ``counters``, the scalar state), then one :class:`FusedUpdate` node per chunk."""
     params = [p for p, _ in members]
     grads = [g for _, g in members]
     buffers = [var for var, _ in buffer_pairs]
@@ -122,14 +132,23 @@ def _group_updates(members, flat_param, flat_grad, step, buffer_pairs, stand_ins
 
     # One node per chunk of tensors, the buffers passed from node to node: a C function
     # with hundreds of arguments takes gcc minutes, a few of sixteen take seconds.
+    shapes = [p.get_value(borrow=True).shape for p in params]
     sizes = [p.get_value(borrow=True).size for p in params]
+    names = [f"parameter {p.name!r}" if p.name else f"an unnamed {p.dtype} parameter (number "
+             f"{i} of its dtype's group)" for i, p in enumerate(params)]
+    buffer_names = [f"state buffer {b.name!r}" for b in buffers]
+    buffer_size = flat_param.tag.symopt_length
+    # every node of the group waits for the check of all of it: none writes before it
+    token = FusedCheck(shapes, buffer_size, names + buffer_names, len(buffers))(
+        *params, *grads, *buffers, *counters)
     updates, current, offset = [], buffers, 0
     for start in range(0, len(params), CHUNK):
         chunk = slice(start, start + CHUNK)
         n = len(params[chunk])
         parallel = max(sizes[chunk]) >= fused_op.PARALLEL_MIN and (os.cpu_count() or 1) > 1
-        op = FusedUpdate(composite, n, len(buffers), offset, parallel)
-        out = op(*params[chunk], *grads[chunk], *current, *scalar_inputs)
+        op = FusedUpdate(composite, n, len(buffers), offset, parallel, shapes=shapes[chunk],
+                         buffer_size=buffer_size, names=names[chunk] + buffer_names)
+        out = op(*params[chunk], *grads[chunk], *current, *scalar_inputs, token)
         out = out if isinstance(out, list) else [out]
         updates += [(p, like_param(new, p)) for p, new in zip(params[chunk], out[:n], strict=True)]
         current = out[n:]

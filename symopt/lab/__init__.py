@@ -12,5 +12,9 @@
   one interface, and the problems they are compared on;
 - :mod:`symopt.lab.curves` and :mod:`symopt.lab.pytest_plugin`: recorded curves with
   tolerance envelopes, for regression tests;
-- :mod:`symopt.lab.kit`: what the example scripts share.
+- :mod:`symopt.lab.kit`: what the example scripts share;
+- :mod:`symopt.lab.sweep` (and ``sweep_grid``, ``sweep_problems``, ``sweep_worker``,
+  ``sweep_log``, ``sweep_report``): grids of rules x hyperparameters x seeds x problems
+  on Dask, with durable results, a summary and figures; :mod:`symopt.lab.cli`, the
+  ``symopt`` console command (``symopt sweep``).
 """

@@ -38,7 +38,8 @@ own curves the same way.
 Re-recording is deliberate, never silent: it happens only when the environment variable
 ``SYMOPT_RECORD_CURVES=1`` is set or pytest runs with ``--record-curves`` (the option
 comes with :mod:`symopt.lab.pytest_plugin`: add
-``pytest_plugins = ["symopt.lab.pytest_plugin"]`` to your ``conftest.py``). A missing recording fails the test with the command to make it.
+``pytest_plugins = ["symopt.lab.pytest_plugin"]`` to your ``conftest.py``). A missing
+recording fails the test with the command to make it.
 
 Examples
 --------
@@ -417,12 +418,19 @@ def compare_curves(recorded, new, rtol=None, atol=None, metrics=None):
 
 
 #: set by :mod:`symopt.lab.pytest_plugin` from ``--record-curves``
-_RECORD_FLAG = {"on": False}
+_RECORD_FLAG = {"on": False, "missing": False}
 
 
 def recording():
     """True when curves are being re-recorded (``--record-curves`` or the env variable)."""
     return _RECORD_FLAG["on"] or os.environ.get(RECORD_ENV, "") not in ("", "0")
+
+
+def recording_missing_only():
+    """True when only the curves a file lacks are recorded, the others kept as they are
+    (``--record-curves=missing`` or ``SYMOPT_RECORD_CURVES=missing``): what adding a rule
+    needs, without re-recording, and so re-validating, every other form."""
+    return recording() and (_RECORD_FLAG["missing"] or os.environ.get(RECORD_ENV) == "missing")
 
 
 def assert_curve_matches(new, path, rtol=None, atol=None, metrics=None):

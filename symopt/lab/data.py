@@ -219,6 +219,16 @@ def _finish(images, labels, split, source, flatten, scale):
     return images, labels.astype(np.int64)
 
 
+def _count(value, name):
+    """``None`` or a number of examples to keep: an integer >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be None (all examples) or an integer >= 0, "
+                         f"got {value!r}")
+    return int(value)
+
+
 def load_mnist(
     directory: str | os.PathLike | None = None,
     *,
@@ -241,7 +251,8 @@ def load_mnist(
     scale : bool, default True
         Images as ``float32`` in ``[0, 1]``; False keeps the ``uint8`` pixels.
     n_train, n_test : int, optional
-        Keep only the first ``n_train`` training and ``n_test`` test examples.
+        Keep only the first ``n_train`` training and ``n_test`` test examples (integers
+        >= 0; all of them by default).
 
     Returns
     -------
@@ -260,6 +271,7 @@ def load_mnist(
     >>> d.train_x.shape[1], d.train_x.dtype, d.train_y.dtype
     (784, dtype('float32'), dtype('int64'))
     """
+    n_train, n_test = _count(n_train, "n_train"), _count(n_test, "n_test")
     if directory is None:
         try:
             return load_mnist(DEFAULT_DIRECTORY, flatten=flatten, scale=scale,
@@ -299,6 +311,7 @@ def load_embedded_subset(
     >>> d.train_x.shape, d.test_x.shape, int(d.train_x.max())
     ((5000, 784), (1000, 784), 1)
     """
+    n_train, n_test = _count(n_train, "n_train"), _count(n_test, "n_test")
     if not EMBEDDED_SUBSET.is_file():
         raise FileNotFoundError(
             f"the embedded subset {EMBEDDED_SUBSET} is missing; run "

@@ -53,10 +53,17 @@ class Form:
     target: Callable | None = None
 
     def hyperparameters(self, learning_rate):
-        """Every hyperparameter of this form, defaults resolved, for the record."""
+        """Every hyperparameter of this form, defaults resolved, for the record.
+
+        Keyword-only options (``epsilon_placement``) choose a form of the rule and are
+        recorded only where the form fixes them: at their default they are the form the
+        curves were recorded with before the option existed.
+        """
         resolved = {}
         if self.target is not None:
             for name, p in inspect.signature(self.target).parameters.items():
+                if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                    continue
                 if name not in _NOT_HYPER and p.default is not inspect.Parameter.empty:
                     resolved[name] = list(p.default) if isinstance(p.default, tuple) else p.default
         return {**resolved, **self.fixed, "learning_rate": learning_rate}

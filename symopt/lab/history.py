@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["History", "plot_histories"]
+__all__ = ["AXIS_LABELS", "SAME_AS_DRAWN", "History", "line_styles", "plot_histories"]
 
 _TABLES = ("epochs", "steps")
 
@@ -205,11 +205,89 @@ class History:
         return plot_histories({label: self}, metrics, path, **kwargs)
 
 
+#: Axis labels, with units, of the metrics the lab records; others are labelled by name.
+AXIS_LABELS = {
+    "epoch": "epoch",
+    "step": "step (mini-batch)",
+    "loss": "loss",
+    "train_loss": "training loss (mean cross-entropy, nats)",
+    "valid_loss": "validation loss (mean cross-entropy, nats)",
+    "test_loss": "test loss (mean cross-entropy, nats)",
+    "cross_entropy": "cross-entropy (nats)",
+    "train_accuracy": "training accuracy (fraction correct)",
+    "valid_accuracy": "validation accuracy (fraction correct)",
+    "test_accuracy": "test accuracy (fraction correct)",
+    "accuracy": "accuracy (fraction correct)",
+    "learning_rate": "learning rate",
+    "time": "time (s)",
+    "param_norm": "parameter norm (L2)",
+    "grad_norm": "gradient norm (L2)",
+    "update_norm": "update norm (L2)",
+}
+
+# Ten colours that stay apart for readers with the common colour-vision deficiencies
+# (Okabe & Ito's eight, then two of Paul Tol's), four dash patterns and seven markers.
+_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
+            "#F0E442", "#882255", "#999933"]
+_DASHES = ["-", "--", ":", "-."]
+_MARKERS = ["o", "s", "^", "D", "v", "x", "+"]
+
+
+def line_styles(n: int) -> list[dict]:
+    """``n`` matplotlib line styles (colour, dash pattern, marker), no two alike.
+
+    The colour changes from one line to the next; after every ten lines the dash pattern
+    changes too, and the marker follows its own cycle of seven, so (colour, dashes,
+    marker) stays unique for any ``n`` up to 280, and neighbours differ in colour.
+
+    >>> [(s["color"], s["linestyle"]) for s in line_styles(12)][9:]
+    [('#999933', '-'), ('#0072B2', '--'), ('#E69F00', '--')]
+    """
+    styles = []
+    for i in range(int(n)):
+        styles.append({"color": _COLOURS[i % len(_COLOURS)],
+                       "linestyle": _DASHES[(i // len(_COLOURS)) % len(_DASHES)],
+                       "marker": _MARKERS[i % len(_MARKERS)]})
+    return styles
+
+
+#: Relative difference below which two runs' curves are drawn on top of each other
+#: (the legend says ``≈``): a fifth of a percent, under a pixel on any figure here.
+SAME_AS_DRAWN = 2e-3
+
+
+def _relation(a: dict, b: dict) -> str:
+    """``"="`` when two runs' curves are identical in every metric, ``"≈"`` when they are
+    within :data:`SAME_AS_DRAWN` of each other everywhere, else ``""``."""
+    if not a or a.keys() != b.keys() or any(a[m][1].shape != b[m][1].shape for m in a):
+        return ""
+    if all(np.array_equal(a[m][1], b[m][1], equal_nan=True) for m in a):
+        return "="
+    if all(np.allclose(a[m][1], b[m][1], rtol=SAME_AS_DRAWN, atol=0.0, equal_nan=True)
+           for m in a):
+        return "≈"
+    return ""
+
+
+def _is_decades(values: np.ndarray) -> bool:
+    """True when the positive values span more than one decade (a log axis reads better)."""
+    values = values[np.isfinite(values)]
+    return bool(values.size and (values > 0).all() and values.max() > 10 * values.min())
+
+
 def plot_histories(runs: Mapping[str, History], metrics: Sequence[str],
                    path: str | os.PathLike | None = None, *, x: str | None = None,
-                   table: str = "epochs", ncols: int = 2, logy: Sequence[str] = (),
+                   table: str = "epochs", ncols: int = 2, logy: Sequence[str] | str = (),
                    title: str | None = None, figsize_per_plot=(4.0, 3.0), dpi: int = 100):
     """A grid of subplots, one per metric, with one line per run; optionally saved as PNG.
+
+    Every run has its own colour, dash pattern and marker (:func:`line_styles`), the
+    same in every subplot, and one legend for the figure sits outside the plots, on the
+    right. Runs whose curves are identical in every metric drawn are named as such in
+    the legend (``book.sgd (= sgd)``), and runs within :data:`SAME_AS_DRAWN` of an earlier
+    one everywhere get ``≈`` (``amsgrad (≈ adam)``): their lines lie on top of each
+    other. Axes carry
+    their quantity and unit (:data:`AXIS_LABELS`).
 
     Matplotlib is used without pyplot, on an Agg canvas, so nothing changes the global
     backend and no window opens.
@@ -227,8 +305,9 @@ def plot_histories(runs: Mapping[str, History], metrics: Sequence[str],
         ``table``), or the record number when absent.
     table : {"epochs", "steps"}, default "epochs"
     ncols : int, default 2
-    logy : sequence of str
-        Metrics to draw on a logarithmic scale (losses, norms).
+    logy : sequence of str, or "auto"
+        Metrics to draw on a logarithmic scale (losses, norms); ``"auto"`` for every
+        metric whose positive values span more than a decade.
     title : str, optional
     figsize_per_plot : (float, float), default (4.0, 3.0)
     dpi : int, default 100
@@ -239,6 +318,7 @@ def plot_histories(runs: Mapping[str, History], metrics: Sequence[str],
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     metrics = list(metrics)
     if not metrics:
@@ -251,27 +331,66 @@ def plot_histories(runs: Mapping[str, History], metrics: Sequence[str],
     fig = Figure(figsize=(figsize_per_plot[0] * ncols, figsize_per_plot[1] * nrows), dpi=dpi)
     FigureCanvasAgg(fig)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+
+    curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for label, history in runs.items():
+        records = history._table(table)
+        curves[label] = {}
+        for metric in metrics:
+            if any(metric in r for r in records):
+                ys = history.column(metric, table)
+                xs = (history.column(x, table) if any(x in r for r in records)
+                      else np.arange(1, len(ys) + 1))
+                curves[label][metric] = (xs, ys)
+    # a run identical to an earlier one in every metric drawn is named after it ("="), and
+    # so is one within SAME_AS_DRAWN of it everywhere, on top of it at any figure size ("≈")
+    legend_labels = {}
+    for i, label in enumerate(runs):
+        legend_labels[label] = label
+        for other in list(runs)[:i]:
+            relation = _relation(curves[other], curves[label])
+            if relation:
+                legend_labels[label] = f"{label} ({relation} {other})"
+                break
+    styles = dict(zip(runs, line_styles(len(runs)), strict=True))
+    handles = {}
     for ax, metric in zip(axes, metrics):
-        for label, history in runs.items():
-            records = history._table(table)
-            if not any(metric in r for r in records):
+        all_values = []
+        for label in runs:
+            if metric not in curves[label]:
                 continue
-            ys = history.column(metric, table)
-            xs = (history.column(x, table) if any(x in r for r in records)
-                  else np.arange(1, len(ys) + 1))
-            ax.plot(xs, ys, label=label)
+            xs, ys = curves[label][metric]
+            all_values.append(ys)
+            (line,) = ax.plot(xs, ys, label=label, linewidth=1.4, markersize=4,
+                              markevery=max(1, len(xs) // 10), **styles[label])
+            handles.setdefault(label, line)
         ax.set_title(metric)
-        ax.set_xlabel(x)
-        if metric in logy:
+        ax.set_xlabel(AXIS_LABELS.get(x, x))
+        ax.set_ylabel(AXIS_LABELS.get(metric, metric), fontsize="small")
+        log = (_is_decades(np.concatenate(all_values)) if logy == "auto" and all_values
+               else metric in logy and logy != "auto")
+        if log:
             ax.set_yscale("log")
-        ax.grid(True, alpha=0.3)
-        if ax.lines and len(runs) > 1:
-            ax.legend(fontsize="small")
+            # plain numbers (2, 3, 0.5) rather than 3x10^0 on axes spanning few decades
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            # within a few decades the minor ticks are numbered too (else none would be)
+            values = np.concatenate(all_values)
+            values = values[np.isfinite(values) & (values > 0)]
+            if values.size and values.max() < 30 * values.min():
+                ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        if x in ("epoch", "step"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3, which="both" if log else "major")
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    if handles and len(runs) > 1:
+        # right of the plots (the saved image grows to hold it), at most 22 entries a column
+        fig.legend(list(handles.values()), [legend_labels[k] for k in handles],
+                   loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+                   fontsize="small", ncol=math.ceil(len(handles) / 22), handlelength=3.0)
     if path is not None:
-        fig.savefig(path)
+        fig.savefig(path, bbox_inches="tight")
     return fig

@@ -55,8 +55,10 @@ def limit_threads(n: int = 1):
 # ---------------------------------------------------------------------------------------
 
 
-def base_parser(description: str, *, out: str, epochs: int | None = None) -> argparse.ArgumentParser:
-    """A parser with the options every example has: ``--out``, ``--epochs``, ``--quick``, ``--seed``."""
+def base_parser(description: str, *, out: str,
+                epochs: int | None = None) -> argparse.ArgumentParser:
+    """A parser with the options every example has: ``--out``, ``--epochs``, ``--quick``,
+    ``--seed``."""
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", default=out, help="directory for figures, histories and tables")
@@ -65,7 +67,8 @@ def base_parser(description: str, *, out: str, epochs: int | None = None) -> arg
                             help=f"training epochs (default {epochs}; fewer with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="a short run on little data, to see that everything works")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data split, weights, batches")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the data split, weights, batches")
     return parser
 
 
@@ -167,7 +170,8 @@ def fit_classifier(net, updates_fn, train_data, *, epochs: int, valid_data=None,
                    record_steps=False, monitor: bool = False, meta: dict | None = None,
                    save_to: str | os.PathLike | None = None, checkpoint=None,
                    progress: bool = True, log=print):
-    """Train an :class:`symopt.lab.nn` network on integer labels with :func:`symopt.lab.training.train`.
+    """Train an :class:`symopt.lab.nn` network on integer labels with
+    :func:`symopt.lab.training.train`.
 
     Parameters
     ----------
@@ -205,7 +209,7 @@ def fit_classifier(net, updates_fn, train_data, *, epochs: int, valid_data=None,
     x, y = pt.matrix("x", dtype=dtype), pt.lvector("y")
     log_p = net.output(x, training=True)
     extra = net.extra_updates
-    cross_entropy = nn.categorical_crossentropy(log_p, y)
+    cross_entropy = nn.categorical_crossentropy_from_log_probs(log_p, y)
     loss = cross_entropy if penalty is None else cross_entropy + penalty(net)
     updates = updates_fn(loss, net.params)
     updates = list(updates.items()) if isinstance(updates, dict) else list(updates)
@@ -219,8 +223,11 @@ def fit_classifier(net, updates_fn, train_data, *, epochs: int, valid_data=None,
                                        extra_updates=extra, metrics=metrics, monitor=monitor)
     log_p_eval = net.output(x, training=False)
     evaluate = training.compile_evaluator(
-        [x, y], {"loss": nn.categorical_crossentropy(log_p_eval, y),
+        [x, y], {"loss": nn.categorical_crossentropy_from_log_probs(log_p_eval, y),
                  "accuracy": nn.accuracy(log_p_eval, y)}, batch_size=2000)
+    # Numba compiles at the first call: count it, then train from the untouched values.
+    step.warm_up(*(a[:batch_size] for a in train_data))
+    evaluate(*(a[:batch_size] for a in (valid_data or train_data)))
     compile_s = time.monotonic() - started
     history = History(meta={**(meta or {}), "epochs_asked": epochs, "batch_size": batch_size,
                             "n_train": len(train_data[0]), "seed": seed,
@@ -294,12 +301,15 @@ def _cell(value, digits: int = 4) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"
-        return f"{value:.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.{digits}f}"
+        if abs(value) < 1e-3 or abs(value) >= 1e4:
+            return f"{value:.{digits}g}"
+        return f"{value:.{digits}f}"
     return str(value)
 
 
 def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: int = 4) -> str:
-    """A Markdown table of ``rows`` (dicts), the columns in the order given or of first appearance."""
+    """A Markdown table of ``rows`` (dicts), the columns in the order given or of first
+    appearance."""
     if columns is None:
         columns = []
         for row in rows:

@@ -22,7 +22,7 @@ usual way) or a symbolic boolean scalar (one graph, the slides'
 >>> [p.name for p in net.params], [w.name for w in net.weights]
 (['hidden.W', 'hidden.b', 'output.W', 'output.b'], ['hidden.W', 'output.W'])
 >>> x, y = pt.matrix("x", dtype="float32"), pt.lvector("y")
->>> loss = nn.categorical_crossentropy(net.output(x, training=True), y)
+>>> loss = nn.categorical_crossentropy_from_log_probs(net.output(x, training=True), y)
 >>> step = pytensor.function([x, y], loss, updates=symopt.sgd(loss, net.params, 0.5)
 ...                          + net.extra_updates)
 >>> xs, ys = np.eye(3, 4, dtype="float32"), np.array([0, 1, 2])
@@ -38,8 +38,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytensor
+import pytensor.scalar as ps
 import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.raise_op import CheckAndRaise
+from pytensor.tensor.elemwise import Elemwise
+from pytensor.tensor.special import LogSoftmax, Softmax
 from pytensor.tensor.special import log_softmax as _log_softmax
 from pytensor.tensor.special import softmax as _softmax
 from pytensor.tensor.variable import TensorVariable
@@ -55,11 +59,14 @@ __all__ = [
     "Dense",
     "Dropout",
     "Layer",
+    "PReLU",
+    "RReLU",
     "Sequential",
     "accuracy",
     "binary_crossentropy",
     "binary_crossentropy_with_logits",
     "categorical_crossentropy",
+    "categorical_crossentropy_from_log_probs",
     "elu",
     "get_activation",
     "get_initializer",
@@ -68,6 +75,7 @@ __all__ = [
     "glorot_uniform",
     "he_normal",
     "he_uniform",
+    "kfac_layers",
     "leaky_relu",
     "linear",
     "log_softmax",
@@ -361,6 +369,8 @@ class Dense(Layer):
         z = pt.dot(x, self.W)
         if self.b is not None:
             z = z + self.b
+        # what K-FAC needs of the latest graph: the input and the pre-activation
+        self.last_input, self.last_preactivation = x, z
         return self.activation(z)
 
 
@@ -374,6 +384,113 @@ class Activation(Layer):
 
     def output(self, x, training=False) -> TensorVariable:
         return self.activation(x)
+
+
+class PReLU(Layer):
+    r"""The parametric ReLU (He et al., 2015): a leaky ReLU whose slope is learned.
+
+    .. math:: f(x) = \max(0, x) + a \min(0, x)
+
+    with one slope :math:`a` per unit (per feature of the last axis), a parameter
+    trained with the others, starting at 0.25 as in the paper. It is not a weight: the
+    paper does not decay it (``weights`` is empty), since decay would pull it to 0, the
+    ReLU.
+
+    Parameters
+    ----------
+    n_features : int
+        The number of units (the size of the last axis of the input).
+    init : float, default 0.25
+        The initial slope.
+    name : str, default "prelu"
+        The slope is ``<name>.alpha``.
+    dtype : str, default "float32"
+
+    References
+    ----------
+    K. He, X. Zhang, S. Ren and J. Sun (2015), "Delving Deep into Rectifiers: Surpassing
+    Human-Level Performance on ImageNet Classification", ICCV 2015.
+    https://arxiv.org/abs/1502.01852
+    """
+
+    def __init__(self, n_features: int, init: float = 0.25, name: str = "prelu",
+                 dtype: str | None = None):
+        super().__init__()
+        self.name = name
+        n = int(n_features)
+        if n < 1:
+            raise ValueError(f"{name}: n_features must be positive, got {n_features!r}")
+        self.alpha = _shared(np.full(n, float(init)), f"{name}.alpha", _dtype(dtype))
+
+    @property
+    def params(self):
+        return [self.alpha]
+
+    def output(self, x, training=False) -> TensorVariable:
+        x = pt.as_tensor_variable(x)
+        if x.dtype != self.alpha.dtype:
+            x = pt.cast(x, self.alpha.dtype)
+        zero = as_scalar(0, x.dtype)
+        return pt.maximum(x, zero) + self.alpha * pt.minimum(x, zero)
+
+
+class RReLU(Layer):
+    r"""The randomized leaky ReLU (Xu et al., 2015): a random slope in training, its mean
+    in inference.
+
+    .. math::
+
+        f(x) = \begin{cases} x & x \ge 0 \\ a\, x & x < 0 \end{cases}, \qquad
+        a \sim U(l, u) \text{ per element in training}, \quad
+        a = \frac{l + u}{2} \text{ in inference}
+
+    The slides' RReLU ("picked randomly during training, fixed during testing"). Xu et
+    al. write the negative part as :math:`x / a'` with :math:`a' \sim U(3, 8)`; the
+    defaults here are PyTorch's, a slope drawn directly from :math:`U(1/8, 1/3)`, whose
+    bounds are the reciprocals of the paper's. Like :class:`Dropout`, the layer keeps a
+    random generator whose next state is an :attr:`extra_updates` pair of the training
+    graph.
+
+    Parameters
+    ----------
+    lower, upper : float, default 1/8, 1/3
+        :math:`l \le u`, the bounds of the slope.
+    seed : int or numpy.random.Generator, optional
+    name : str, default "rrelu"
+
+    References
+    ----------
+    B. Xu, N. Wang, T. Chen and M. Li (2015), "Empirical Evaluation of Rectified
+    Activations in Convolutional Network", ICML 2015 Deep Learning Workshop.
+    https://arxiv.org/abs/1505.00853
+    """
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, seed: Seed = None,
+                 name: str = "rrelu"):
+        super().__init__()
+        self.name = name
+        self.lower, self.upper = float(lower), float(upper)
+        if not 0.0 <= self.lower <= self.upper:
+            raise ValueError(f"{name}: the slopes need 0 <= lower <= upper, got lower={lower!r}, "
+                             f"upper={upper!r}")
+        generator = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.rng = pytensor.shared(generator, name=f"{name}.rng")
+
+    @property
+    def mean_slope(self) -> float:
+        """The slope used in inference, :math:`(l + u) / 2`."""
+        return 0.5 * (self.lower + self.upper)
+
+    def output(self, x, training=False) -> TensorVariable:
+        x = pt.as_tensor_variable(x)
+        fixed = pt.switch(x >= 0, x, as_scalar(self.mean_slope, x.dtype) * x)
+        if _is_false(training):
+            return fixed
+        draw, next_rng = _uniform_draw(self.rng, x.shape, x.dtype)
+        slope = as_scalar(self.lower, x.dtype) + as_scalar(self.upper - self.lower, x.dtype) * draw
+        random = pt.switch(x >= 0, x, slope * x)
+        self._extra_updates = {self.rng: next_rng}
+        return random if _is_true(training) else pt.switch(training, random, fixed)
 
 
 def _uniform_draw(rng: SharedVariable, shape, dtype: str):
@@ -560,10 +677,13 @@ class MLP(Sequential):
     sizes : sequence of int
         Input size, hidden sizes, output size (at least two numbers).
     activation : str or callable, default "relu"
-        The hidden layers' activation.
+        The hidden layers' activation; ``"prelu"`` and ``"rrelu"`` put a :class:`PReLU`
+        layer (its slopes ``<layer>.prelu.alpha`` trained with the weights) or an
+        :class:`RReLU` layer after each hidden layer.
     output_activation : str or callable, default "log_softmax"
-        The default output is log-probabilities, what :func:`categorical_crossentropy`
-        takes; ``"softmax"`` gives probabilities, ``"linear"`` logits.
+        The default output is log-probabilities, what
+        :func:`categorical_crossentropy_from_log_probs` takes; ``"softmax"`` gives
+        probabilities (for :func:`categorical_crossentropy`), ``"linear"`` logits.
     init : str or callable, optional
         The weights' initialiser; by default the slides' choice for ``activation``
         (:func:`get_initializer`); the output layer uses :func:`glorot_normal`.
@@ -598,7 +718,8 @@ class MLP(Sequential):
             layers.append(Dropout(input_dropout, seed=np.random.default_rng(seeds[-1]),
                                   name="input.dropout"))
         n_hidden = len(sizes) - 2
-        activation_fn = get_activation(activation)
+        layered = activation in ("prelu", "rrelu")  # activations with parameters or state
+        activation_fn = relu if layered else get_activation(activation)
         for i, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1])):
             name = "hidden" if n_hidden == 1 else f"hidden{i + 1}"
             layers.append(Dense(n_in, n_out, init=get_initializer(init, activation_fn),
@@ -606,7 +727,14 @@ class MLP(Sequential):
                                 seed=np.random.default_rng(seeds[i]), dtype=dtype))
             if batch_norm:
                 layers.append(BatchNorm(n_out, name=f"{name}.bn", dtype=dtype))
-            layers.append(Activation(activation_fn, name=f"{name}.activation"))
+            if activation == "prelu":
+                layers.append(PReLU(n_out, name=f"{name}.prelu", dtype=dtype))
+            elif activation == "rrelu":
+                # a child of the dropout's seed: a stream of its own
+                rrelu_seed = np.random.default_rng(seeds[len(sizes) + i].spawn(1)[0])
+                layers.append(RReLU(seed=rrelu_seed, name=f"{name}.rrelu"))
+            else:
+                layers.append(Activation(activation_fn, name=f"{name}.activation"))
             if dropout:
                 layers.append(Dropout(dropout, seed=np.random.default_rng(seeds[len(sizes) + i]),
                                       name=f"{name}.dropout"))
@@ -622,33 +750,126 @@ class MLP(Sequential):
         return x
 
 
+def kfac_layers(net: Layer) -> list:
+    """The dense layers of ``net`` as :func:`symopt.kfac` takes them.
+
+    One :class:`symopt.second_order.DenseLayer` per :class:`Dense` layer, in order, with
+    the input and pre-activation variables of the latest call of ``net.output`` (build
+    the training graph first, then call this).
+    """
+    from symopt.second_order import DenseLayer
+
+    def dense(layer):
+        if isinstance(layer, Dense):
+            yield layer
+        for inner in getattr(layer, "layers", []):
+            yield from dense(inner)
+
+    found = []
+    for layer in dense(net):
+        if not hasattr(layer, "last_input"):
+            raise ValueError(f"{layer.name}: no graph yet; call net.output(x, training=True) "
+                             "before kfac_layers(net)")
+        found.append(DenseLayer(layer.W, layer.b, layer.last_input, layer.last_preactivation))
+    if not found:
+        raise ValueError(f"{net!r} has no dense layer")
+    return found
+
+
 # ---------------------------------------------------------------------------------------
 # Losses and metrics (means over the mini-batch)
 # ---------------------------------------------------------------------------------------
 
 
-def categorical_crossentropy(log_probs, targets) -> TensorVariable:
-    r"""Mean cross-entropy :math:`-\frac1n \sum_i \log p_{i, y_i}` from log-probabilities.
+def _made_by(x, op_type) -> bool:
+    """Whether ``x`` is the output of an ``op_type`` node (through casts)."""
+    while x.owner is not None:
+        op = x.owner.op
+        if isinstance(op, op_type):
+            return True
+        if isinstance(op, Elemwise) and isinstance(op.scalar_op, ps.Cast):
+            x = x.owner.inputs[0]
+            continue
+        return False
+    return False
 
-    Parameters
-    ----------
-    log_probs : TensorVariable, shape (n, k)
-        Log-probabilities, e.g. :func:`log_softmax` of logits (the default output of
-        :class:`MLP`), which is stabler than the log of a softmax.
-    targets : TensorVariable
-        Integer class labels, shape ``(n,)``, or a matrix of target probabilities
-        (one-hot rows), shape ``(n, k)``.
+
+def _crossentropy(log_probs, targets, argument) -> TensorVariable:
+    """The mean cross-entropy of ``log_probs`` against labels or target probabilities.
+
+    Integer labels are checked when the loss is computed: a label outside
+    ``[0, n_classes)`` raises a ValueError (a negative one would otherwise pick a class
+    from the end, silently).
     """
-    log_probs = pt.as_tensor_variable(log_probs)
     targets = pt.as_tensor_variable(targets)
     if targets.ndim == log_probs.ndim - 1:
         if not targets.dtype.startswith(("int", "uint")):
             raise TypeError(f"class-label targets must be integers, got dtype {targets.dtype}")
+        n_classes = log_probs.shape[-1]
+        valid = pt.and_(pt.all(pt.ge(targets, 0)), pt.all(pt.lt(targets, n_classes)))
+        targets = CheckAndRaise(
+            ValueError, f"class labels must be in [0, n_classes), n_classes being the number "
+                        f"of columns of {argument}: a target is outside the classes")(targets,
+                                                                                     valid)
         picked = log_probs[pt.arange(log_probs.shape[0]), targets]
         return -picked.mean()
     if targets.ndim != log_probs.ndim:
-        raise ValueError(f"targets have ndim={targets.ndim}, log_probs ndim={log_probs.ndim}")
+        raise ValueError(f"targets have ndim={targets.ndim}, {argument} ndim={log_probs.ndim}")
     return -(pt.cast(targets, log_probs.dtype) * log_probs).sum(axis=-1).mean()
+
+
+def categorical_crossentropy(probs, targets) -> TensorVariable:
+    r"""Mean cross-entropy :math:`-\frac1n \sum_i \log p_{i, y_i}` from probabilities.
+
+    Lasagne's ``categorical_crossentropy``: ``probs`` are probabilities, e.g. a softmax
+    output. For log-probabilities (a :func:`log_softmax` output, the default output of
+    :class:`MLP`, which is stabler) use :func:`categorical_crossentropy_from_log_probs`;
+    a :func:`log_softmax` output given here is refused.
+
+    Parameters
+    ----------
+    probs : TensorVariable, shape (n, k)
+        Probabilities, each row summing to 1.
+    targets : TensorVariable
+        Integer class labels in ``[0, k)``, shape ``(n,)`` (checked when the loss is
+        computed), or a matrix of target probabilities (one-hot rows), shape ``(n, k)``.
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> p = pt.special.softmax(pt.constant(np.log([[1.0, 3.0], [2.0, 2.0]])), axis=-1)
+    >>> round(float(categorical_crossentropy(p, np.array([1, 0])).eval()), 6)
+    0.490415
+    """
+    probs = pt.as_tensor_variable(probs)
+    if _made_by(probs, LogSoftmax):
+        raise ValueError("categorical_crossentropy takes probabilities, but these are the "
+                         "output of log_softmax (log-probabilities); use "
+                         "categorical_crossentropy_from_log_probs")
+    return _crossentropy(pt.log(probs), targets, "probs")
+
+
+def categorical_crossentropy_from_log_probs(log_probs, targets) -> TensorVariable:
+    r"""Mean cross-entropy :math:`-\frac1n \sum_i \log p_{i, y_i}` from log-probabilities.
+
+    For the output of :func:`log_softmax` (the default output of :class:`MLP`), stabler
+    than the log of a softmax. Probabilities (a softmax output) are refused: use
+    :func:`categorical_crossentropy` for them.
+
+    Parameters
+    ----------
+    log_probs : TensorVariable, shape (n, k)
+        Log-probabilities.
+    targets : TensorVariable
+        Integer class labels in ``[0, k)``, shape ``(n,)`` (checked when the loss is
+        computed), or a matrix of target probabilities (one-hot rows), shape ``(n, k)``.
+    """
+    log_probs = pt.as_tensor_variable(log_probs)
+    if _made_by(log_probs, Softmax):
+        raise ValueError("categorical_crossentropy_from_log_probs takes log-probabilities, "
+                         "but these are the output of softmax (probabilities); use "
+                         "categorical_crossentropy, or log_softmax for the output")
+    return _crossentropy(log_probs, targets, "log_probs")
 
 
 def binary_crossentropy(probs, targets, epsilon: float = 1e-7) -> TensorVariable:

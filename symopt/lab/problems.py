@@ -9,6 +9,15 @@ Problems (each in any float dtype, deterministic given its seed):
 - ``logistic``: softmax regression on the embedded Fashion-MNIST subset, mini-batches of
   100 in a seeded order (the Adam paper's first experiment, on this data).
 - ``mlp``: the blog's 784-600-10 tanh MLP with a softmax output, same data and batches.
+- ``quadratic_deep``: DeepOBS's noisy quadratic (Schneider et al. 2019), 100-dimensional,
+  :math:`\tfrac12 (\theta - x)^\top Q (\theta - x)` averaged over mini-batches of 128
+  data points :math:`x`, with a Hessian whose spectrum imitates a deep network's.
+
+The image problems take ``data="embedded"`` (the subset shipped with symopt, the
+default), ``data="full"`` (the full Fashion-MNIST under
+:data:`symopt.lab.data.DEFAULT_DIRECTORY`) or a directory of IDX files. Problems with
+data also carry ``evaluation`` sets (the whole training set, and the test set), on which
+a study can measure the loss after training instead of on a single mini-batch.
 
 :func:`run_forms` trains many forms side by side in one compiled function (each on its
 own copy of the parameters), which costs one compilation for all of them.
@@ -26,7 +35,8 @@ import pytensor.tensor as pt
 from symopt.lab.curves import Curve, environment_metadata
 from symopt.lab.forms import FORMS
 
-__all__ = ["PROBLEMS", "FormsRun", "Problem", "make_problem", "run_forms"]
+__all__ = ["IMAGE_PROBLEMS", "PROBLEMS", "QUADRATIC_DEEP", "FormsRun", "Problem", "make_problem",
+           "run_forms"]
 
 #: Backends by name. ``"c"`` runs each operation's generated C code in PyTensor's C
 #: virtual machine (``mode="CVM"``, Theano's classic FAST_RUN). ``mode="C"`` (one C
@@ -63,6 +73,7 @@ class Problem:
     learning_rates: dict = field(default_factory=dict)
     seed: int = 0
     arrays: dict = field(default_factory=dict)
+    evaluation: dict = field(default_factory=dict)
 
     def new_params(self, prefix=""):
         """Fresh shared variables holding the initial values."""
@@ -109,11 +120,21 @@ def _rosenbrock(dtype, seed):
                    seed=seed)
 
 
-def _image_problem(name, dtype, seed, hidden):
-    from symopt.lab.data import load_embedded_subset
+def _load_images(data):
+    from symopt.lab.data import load_embedded_subset, load_mnist
 
-    data = load_embedded_subset()
-    x_all, y_all = data.train_x.astype(dtype), data.train_y.astype("int64")
+    if data == "embedded":
+        return load_embedded_subset()
+    if data == "full":
+        from symopt.lab.data import DEFAULT_DIRECTORY
+
+        return load_mnist(DEFAULT_DIRECTORY)
+    return load_mnist(data)
+
+
+def _image_problem(name, dtype, seed, hidden, data="embedded"):
+    images = _load_images(data)
+    x_all, y_all = images.train_x.astype(dtype), images.train_y.astype("int64")
     rng = np.random.default_rng(seed)
     sizes = [784, *hidden, 10]
     initial = []
@@ -149,23 +170,103 @@ def _image_problem(name, dtype, seed, hidden):
 
     return Problem(name, dtype, initial, cost, [x, y], batches, metrics, steps=100,
                    learning_rates={"gradient": 0.1 if not hidden else 0.01,
-                                   "adaptive": 1e-3, "unit": 1.0}, seed=seed)
+                                   "adaptive": 1e-3, "unit": 1.0}, seed=seed,
+                   evaluation={"train": (x_all, y_all),
+                               "test": (images.test_x.astype(dtype),
+                                        images.test_y.astype("int64"))})
+
+
+def _haar_rotation(rng, n):
+    """An orthogonal matrix drawn uniformly (Haar measure): QR of a Gaussian matrix, with
+    the signs of R's diagonal moved into Q (Mezzadri 2007, "How to generate random
+    matrices from the classical compact groups")."""
+    q, r = np.linalg.qr(rng.normal(size=(n, n)))
+    return q * np.sign(np.diag(r))
+
+
+#: The constants of DeepOBS's ``quadratic_deep`` (Schneider, Balles & Hennig 2019): the
+#: dimension, how many eigenvalues fall in the bulk ``(0, 1)`` and how many in the outliers
+#: ``(30, 60)``, the data's standard deviation, the data set's size and the batch size.
+QUADRATIC_DEEP = {"dim": 100, "bulk": 90, "outliers": 10, "noise": 0.6, "examples": 1000,
+                  "batch_size": 128}
+
+
+def _quadratic_deep(dtype, seed):
+    r"""DeepOBS's ``quadratic_deep``, re-implemented from its description.
+
+    :math:`\tfrac12 (\theta - x)^\top Q (\theta - x)` averaged over a mini-batch of data
+    points :math:`x \sim N(0, 0.6^2 I)` in 100 dimensions, :math:`\theta` starting at
+    ones. :math:`Q = R^\top D R` with :math:`R` a random rotation and :math:`D` holding 90
+    eigenvalues drawn uniformly from (0, 1) and 10 from (30, 60): most directions nearly
+    flat, a few steep, the spectrum Chaudhari et al. (2017, Entropy-SGD) report for deep
+    networks. The data set has 1000 points (and a test set of 1000 more); an epoch is 7
+    mini-batches of 128 in a shuffled order, the remainder dropped.
+
+    The Hessian and the data are fixed (drawn once with our own seed, as DeepOBS fixes
+    its own: the numbers differ from DeepOBS's, their distribution is the same); the
+    problem's ``seed`` orders the mini-batches.
+    """
+    c = QUADRATIC_DEEP
+    rng = np.random.default_rng(20190313)
+    eigenvalues = np.concatenate([rng.uniform(0.0, 1.0, c["bulk"]),
+                                  rng.uniform(30.0, 60.0, c["outliers"])])
+    rotation = _haar_rotation(rng, c["dim"])
+    hessian = rotation.T @ (eigenvalues[:, None] * rotation)
+    hessian = ((hessian + hessian.T) / 2).astype(dtype)
+    train = rng.normal(0.0, c["noise"], (c["examples"], c["dim"])).astype(dtype)
+    test = rng.normal(0.0, c["noise"], (c["examples"], c["dim"])).astype(dtype)
+    x = pt.matrix("x", dtype=dtype)
+    half = np.asarray(0.5, dtype=dtype)
+
+    def cost(ps, inputs):
+        d = ps[0] - inputs[0]
+        return half * pt.mean(pt.sum(pt.dot(d, hessian) * d, axis=1))
+
+    def batches(steps):
+        order_rng = np.random.default_rng(seed)
+        per_epoch = c["examples"] // c["batch_size"]
+        produced = 0
+        while produced < steps:
+            order = order_rng.permutation(c["examples"])
+            for i in range(per_epoch):
+                yield (train[order[i * c["batch_size"]:(i + 1) * c["batch_size"]]],)
+                produced += 1
+                if produced == steps:
+                    return
+
+    return Problem("quadratic_deep", dtype, [("theta", np.ones(c["dim"], dtype=dtype))],
+                   cost, [x], batches, steps=700,
+                   learning_rates={"gradient": 0.01, "adaptive": 0.01, "unit": 1.0},
+                   seed=seed, arrays={"hessian": hessian, "eigenvalues": eigenvalues},
+                   evaluation={"train": (train,), "test": (test,)})
 
 
 PROBLEMS = {
     "toy": _toy,
     "quadratic": _quadratic,
     "rosenbrock": _rosenbrock,
-    "logistic": lambda dtype, seed: _image_problem("logistic", dtype, seed, []),
-    "mlp": lambda dtype, seed: _image_problem("mlp", dtype, seed, [600]),
+    "logistic": lambda dtype, seed, data="embedded": _image_problem("logistic", dtype, seed,
+                                                                    [], data),
+    "mlp": lambda dtype, seed, data="embedded": _image_problem("mlp", dtype, seed, [600], data),
+    "quadratic_deep": _quadratic_deep,
 }
 
+#: The problems that read image data, and so take the ``data`` option.
+IMAGE_PROBLEMS = ("logistic", "mlp")
 
-def make_problem(name, dtype="float64", seed=0):
-    """Build the problem ``name`` (a key of :data:`PROBLEMS`) in ``dtype``."""
+
+def make_problem(name, dtype="float64", seed=0, **options):
+    """Build the problem ``name`` (a key of :data:`PROBLEMS`) in ``dtype``.
+
+    ``options``: ``data`` for the image problems (:data:`IMAGE_PROBLEMS`): ``"embedded"``
+    (the default), ``"full"`` or a directory of IDX files.
+    """
     if name not in PROBLEMS:
         raise ValueError(f"unknown problem {name!r}; choose from {sorted(PROBLEMS)}")
-    return PROBLEMS[name](dtype, seed)
+    unknown = set(options) - ({"data"} if name in IMAGE_PROBLEMS else set())
+    if unknown:
+        raise ValueError(f"problem {name!r} takes no option {', '.join(sorted(unknown))}")
+    return PROBLEMS[name](dtype, seed, **options)
 
 
 class FormsRun:

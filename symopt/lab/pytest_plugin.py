@@ -1,7 +1,8 @@
 """The pytest plugin of the recorded curves: ``--record-curves``.
 
 Add ``pytest_plugins = ["symopt.lab.pytest_plugin"]`` to a ``conftest.py``; then
-``pytest --record-curves`` makes :func:`symopt.lab.curves.assert_curve_matches` (and
+``pytest --record-curves`` (or ``--record-curves=missing``: only the curves a file
+lacks) makes :func:`symopt.lab.curves.assert_curve_matches` (and
 :func:`symopt.lab.curves.recording`) re-record instead of compare.
 """
 
@@ -9,9 +10,13 @@ from symopt.lab import curves
 
 
 def pytest_addoption(parser):
-    parser.addoption("--record-curves", action="store_true", default=False,
-                     help="re-record symopt regression curves instead of comparing them")
+    parser.addoption("--record-curves", nargs="?", const="all", default=None,
+                     choices=("all", "missing"),
+                     help="re-record symopt regression curves instead of comparing them; "
+                          "'missing' records only the curves a file lacks (a new rule's)")
 
 
 def pytest_configure(config):
-    curves._RECORD_FLAG["on"] = bool(config.getoption("--record-curves", default=False))
+    option = config.getoption("--record-curves", default=None)
+    curves._RECORD_FLAG["on"] = option is not None
+    curves._RECORD_FLAG["missing"] = option == "missing"

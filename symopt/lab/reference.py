@@ -110,6 +110,28 @@ class Adagrad(Rule):
             self.sum_square[i] + self.c(self.epsilon))
 
 
+class AdagradWindow(Rule):
+    r"""PyMC's ``adagrad_window``: Adagrad over the last ``n_win`` squared gradients.
+
+    A ring buffer :math:`w` of ``n_win`` slots per element, zeros at first; step
+    :math:`t` (1 at the first) writes slot :math:`(t - 1) \bmod n`:
+
+    .. math::
+
+        w_{(t-1) \bmod n} \leftarrow g^2, \qquad
+        \theta \leftarrow \theta - \eta\, g / \sqrt{\textstyle\sum_k w_k + \epsilon}
+    """
+
+    def __init__(self, params, learning_rate=1e-3, epsilon=0.1, n_win=10):
+        super().__init__(params, learning_rate=learning_rate, epsilon=epsilon, n_win=n_win)
+        self.window = [np.zeros(np.shape(p) + (n_win,), dtype=self.dtype) for p in params]
+
+    def update(self, i, theta, g):
+        self.window[i][..., (self.t - 1) % self.n_win] = g**2
+        total = self.window[i].sum(axis=-1)
+        return theta - self.c(self.learning_rate) * g / np.sqrt(total + self.c(self.epsilon))
+
+
 class RMSProp(Rule):
     r"""Tieleman & Hinton (2012), as TensorFlow's ``RMSPropOptimizer`` (epsilon inside the root).
 
@@ -166,19 +188,32 @@ class AdaDelta(Rule):
         return theta - self.c(self.learning_rate) * delta
 
 
+def _efficient(epsilon_placement):
+    """Whether a rule of Adam's family takes Kingma & Ba's efficient form (section 2)."""
+    if epsilon_placement not in ("after_correction", "before_correction"):
+        raise ValueError(f"unknown epsilon_placement {epsilon_placement!r}")
+    return epsilon_placement == "before_correction"
+
+
 class Adam(Rule):
-    r"""Kingma & Ba (2015), Algorithm 1.
+    r"""Kingma & Ba (2015), Algorithm 1, or the efficient form of their section 2.
 
     .. math::
 
         m &\leftarrow \beta_1 m + (1-\beta_1) g, \qquad v \leftarrow \beta_2 v + (1-\beta_2) g^2 \\
         \hat m &= m / (1-\beta_1^t), \qquad \hat v = v / (1-\beta_2^t), \qquad
         \theta \leftarrow \theta - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)
+
+    ``epsilon_placement="before_correction"``, the efficient form (Lasagne, PyMC):
+    :math:`\alpha_t = \eta \sqrt{1-\beta_2^t} / (1-\beta_1^t)`,
+    :math:`\theta \leftarrow \theta - \alpha_t\, m / (\sqrt{v} + \epsilon)`.
     """
 
-    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
+                 epsilon_placement="after_correction"):
         super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
                          epsilon=epsilon)
+        self.efficient = _efficient(epsilon_placement)
         self.m = _zeros(params)
         self.v = _zeros(params)
 
@@ -186,6 +221,9 @@ class Adam(Rule):
         b1, b2, t = self.c(self.beta1), self.c(self.beta2), self.c(self.t)
         self.m[i] = b1 * self.m[i] + (1 - b1) * g
         self.v[i] = b2 * self.v[i] + (1 - b2) * g**2
+        if self.efficient:
+            alpha = np.sqrt(1 - b2**t) / (1 - b1**t)
+            return alpha * self.m[i] / (np.sqrt(self.v[i]) + self.c(self.epsilon))
         m_hat = self.m[i] / (1 - b1**t)
         v_hat = self.v[i] / (1 - b2**t)
         return m_hat / (np.sqrt(v_hat) + self.c(self.epsilon))
@@ -201,11 +239,15 @@ class AdaMax(Rule):
 
         m \leftarrow \beta_1 m + (1-\beta_1) g, \qquad u \leftarrow \max(\beta_2 u, |g|),
         \qquad \theta \leftarrow \theta - \frac{\eta}{1-\beta_1^t} \frac{m}{u + \epsilon}
+
+    :math:`u` has no bias correction: ``epsilon_placement`` does not change the equation.
     """
 
-    def __init__(self, params, learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    def __init__(self, params, learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
+                 epsilon_placement="after_correction"):
         super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
                          epsilon=epsilon)
+        _efficient(epsilon_placement)
         self.m = _zeros(params)
         self.u = _zeros(params)
 
@@ -227,12 +269,18 @@ class AMSGrad(Rule):
         v_{max} \leftarrow \max(v_{max}, v), \qquad
         \theta \leftarrow \theta - \frac{\eta}{1-\beta_1^t}
             \frac{m}{\sqrt{v_{max}}/\sqrt{1-\beta_2^t} + \epsilon}
+
     ``max_was_active`` records whether the maximum ever kept an older, larger value.
+    ``epsilon_placement="before_correction"`` is Lasagne's ``amsgrad``:
+    :math:`\theta \leftarrow \theta - \eta \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}
+    \frac{m}{\sqrt{v_{max}} + \epsilon}`.
     """
 
-    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
+                 epsilon_placement="after_correction"):
         super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
                          epsilon=epsilon)
+        self.efficient = _efficient(epsilon_placement)
         self.m = _zeros(params)
         self.v = _zeros(params)
         self.v_max = _zeros(params)
@@ -244,6 +292,9 @@ class AMSGrad(Rule):
         self.v[i] = b2 * self.v[i] + (1 - b2) * g**2
         self.max_was_active |= bool(np.any(self.v_max[i] > self.v[i]))
         self.v_max[i] = np.maximum(self.v_max[i], self.v[i])
+        if self.efficient:
+            alpha = self.c(self.learning_rate) * np.sqrt(1 - b2**t) / (1 - b1**t)
+            return theta - alpha * self.m[i] / (np.sqrt(self.v_max[i]) + self.c(self.epsilon))
         denominator = np.sqrt(self.v_max[i]) / np.sqrt(1 - b2**t) + self.c(self.epsilon)
         return theta - self.c(self.learning_rate) / (1 - b1**t) * self.m[i] / denominator
 
@@ -317,6 +368,253 @@ class Rprop(Rule):
         self.flips += int(np.sum(agreement < 0))
         self.prev[i] = g
         return theta - np.sign(g) * self.step_size[i]
+
+
+# --------------------------------------------------------------------------------------
+# Kronecker-factored preconditioners
+# --------------------------------------------------------------------------------------
+
+
+def _sym_eig(S):
+    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix, in float64."""
+    return np.linalg.eigh(np.asarray(S, dtype=np.float64))
+
+
+def inverse_root(S, shift, p):
+    r""":math:`(S + \text{shift}\, I)^{-p}` of a symmetric positive semi-definite ``S``.
+
+    Eigenvalues below zero, which only rounding produces, count as zero.
+    """
+    w, Q = _sym_eig(S)
+    return (Q * (np.maximum(w, 0.0) + shift) ** (-p)) @ Q.T
+
+
+def eigenvectors_descending(S):
+    """The eigenvectors of a symmetric ``S`` as columns, by decreasing eigenvalue."""
+    _, Q = _sym_eig(S)
+    return Q[:, ::-1]
+
+
+def _preconditioned_sides(shape, max_dim):
+    """``(left, right)`` for a matrix with a side of at most ``max_dim``, else None."""
+    if len(shape) != 2:
+        return None
+    sides = (shape[0] <= max_dim, shape[1] <= max_dim)
+    return sides if any(sides) else None
+
+
+class Shampoo(Rule):
+    r"""Gupta, Koren & Singer (2018), Algorithm 1, with the extensions of Anil et al. (2020).
+
+    For a matrix :math:`W` (gradient :math:`G`), at step :math:`t`:
+
+    .. math::
+
+        M &\leftarrow \beta_1 M + (1-\beta_1) G, \qquad \hat M = M / (1 - \beta_1^t) \\
+        L &\leftarrow \beta_L L + w\, G G^T, \qquad R \leftarrow \beta_L R + w\, G^T G,
+            \qquad w = 1 - \beta_L \text{ if } \beta_L < 1 \text{ else } 1 \\
+        P_L &= (L + \epsilon_L I)^{-1/4},\ P_R = (R + \epsilon_L I)^{-1/4}
+            \quad\text{at } t = 1, 1 + k, 1 + 2k, \dots \text{ (kept otherwise)} \\
+        S &= P_L \hat M P_R, \qquad W \leftarrow W - \eta \big(S \cdot
+            \lVert A \rVert_F / \lVert S \rVert_F \text{ (grafted) or } S\big)
+            - \eta \lambda W
+
+    :math:`A` is Adam's step :math:`\hat M / (\sqrt{V / (1-\beta_2^t)} + \epsilon)`,
+    :math:`V \leftarrow \beta_2 V + (1-\beta_2) G^2`; other parameters take :math:`A`.
+    ``beta1=0, shampoo_beta=1, update_every=1, graft=False`` is the paper's algorithm:
+    :math:`L_t = \epsilon I + \sum_s G_s G_s^T` and
+    :math:`W \leftarrow W - \eta L_t^{-1/4} G_t R_t^{-1/4}`. A side longer than
+    ``max_dim`` is not preconditioned.
+    """
+
+    def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8,
+                 shampoo_beta=1.0, shampoo_epsilon=1e-6, update_every=10, graft=True,
+                 weight_decay=0.0, max_dim=1024):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, shampoo_beta=shampoo_beta,
+                         shampoo_epsilon=shampoo_epsilon, update_every=update_every,
+                         graft=graft, weight_decay=weight_decay, max_dim=max_dim)
+        self.m = _zeros(params)
+        self.v = _zeros(params)
+        self.L = [np.zeros((p.shape[0],) * 2, self.dtype) if p.ndim == 2 else None
+                  for p in params]
+        self.R = [np.zeros((p.shape[1],) * 2, self.dtype) if p.ndim == 2 else None
+                  for p in params]
+        self.PL = [None] * len(params)
+        self.PR = [None] * len(params)
+
+    def update(self, i, theta, g):
+        b1, b2, t = self.c(self.beta1), self.c(self.beta2), self.c(self.t)
+        self.m[i] = b1 * self.m[i] + (1 - b1) * g
+        self.v[i] = b2 * self.v[i] + (1 - b2) * g**2
+        m_hat = self.m[i] / (1 - b1**t)
+        adam = m_hat / (np.sqrt(self.v[i] / (1 - b2**t)) + self.c(self.epsilon))
+        sides = _preconditioned_sides(theta.shape, self.max_dim)
+        if sides is None:
+            step = adam
+        else:
+            beta_l = self.c(self.shampoo_beta)
+            weight = 1 - beta_l if beta_l < 1 else self.c(1)
+            refresh = (self.t - 1) % self.update_every == 0
+            step = m_hat
+            if sides[0]:
+                self.L[i] = beta_l * self.L[i] + weight * (g @ g.T)
+                if refresh:
+                    self.PL[i] = inverse_root(self.L[i], self.shampoo_epsilon, 0.25).astype(
+                        self.dtype)
+                step = self.PL[i] @ step
+            if sides[1]:
+                self.R[i] = beta_l * self.R[i] + weight * (g.T @ g)
+                if refresh:
+                    self.PR[i] = inverse_root(self.R[i], self.shampoo_epsilon, 0.25).astype(
+                        self.dtype)
+                step = step @ self.PR[i]
+            if self.graft:
+                norm = np.linalg.norm(step)
+                step = step * (np.linalg.norm(adam) / norm if norm > 0 else 0)
+        lr = self.c(self.learning_rate)
+        return theta - lr * (step + self.c(self.weight_decay) * theta)
+
+
+class SOAP(Rule):
+    r"""Vyas et al. (2024), Algorithm 3 (SOAP), with Adam's bias correction.
+
+    For a matrix :math:`W` (gradient :math:`G`), with :math:`Q_L, Q_R` the eigenvectors
+    of :math:`L, R` by decreasing eigenvalue:
+
+    .. math::
+
+        L &\leftarrow \beta_s L + (1-\beta_s) G G^T, \quad
+        R \leftarrow \beta_s R + (1-\beta_s) G^T G, \quad
+        M \leftarrow \beta_1 M + (1-\beta_1) G \\
+        G' &= Q_L^T G Q_R, \quad M' = Q_L^T M Q_R, \quad
+        V \leftarrow \beta_2 V + (1-\beta_2) G'^2 \\
+        W &\leftarrow W - \eta\, Q_L \frac{M'/(1-\beta_1^t)}{\sqrt{V/(1-\beta_2^t)}
+            + \epsilon} Q_R^T - \eta\lambda W
+
+    The bases come from the first step's statistics at :math:`t = 1`, and are recomputed
+    at the end of every step :math:`t` with :math:`t \bmod f = 0` (the paper's lines
+    12-15), by an eigendecomposition. Other parameters: AdamW (both bases the identity).
+    A side longer than ``max_dim`` is not rotated.
+    """
+
+    def __init__(self, params, learning_rate=3e-3, beta1=0.95, beta2=0.95, epsilon=1e-8,
+                 shampoo_beta=None, update_every=10, weight_decay=0.01, max_dim=1024):
+        super().__init__(params, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                         epsilon=epsilon, shampoo_beta=shampoo_beta,
+                         update_every=update_every, weight_decay=weight_decay,
+                         max_dim=max_dim)
+        self.m = _zeros(params)
+        self.v = _zeros(params)
+        self.L = [np.zeros((p.shape[0],) * 2, self.dtype) if p.ndim == 2 else None
+                  for p in params]
+        self.R = [np.zeros((p.shape[1],) * 2, self.dtype) if p.ndim == 2 else None
+                  for p in params]
+        self.QL = [None] * len(params)
+        self.QR = [None] * len(params)
+
+    def update(self, i, theta, g):
+        b1, b2, t = self.c(self.beta1), self.c(self.beta2), self.c(self.t)
+        b_s = b2 if self.shampoo_beta is None else self.c(self.shampoo_beta)
+        sides = _preconditioned_sides(theta.shape, self.max_dim) or (False, False)
+        if sides[0]:
+            self.L[i] = b_s * self.L[i] + (1 - b_s) * (g @ g.T)
+        if sides[1]:
+            self.R[i] = b_s * self.R[i] + (1 - b_s) * (g.T @ g)
+        if self.t == 1:  # the first bases, from the first gradient
+            if sides[0]:
+                self.QL[i] = eigenvectors_descending(self.L[i]).astype(self.dtype)
+            if sides[1]:
+                self.QR[i] = eigenvectors_descending(self.R[i]).astype(self.dtype)
+        self.m[i] = b1 * self.m[i] + (1 - b1) * g
+        g_rot, m_rot = g, self.m[i]
+        if sides[0]:
+            g_rot, m_rot = self.QL[i].T @ g_rot, self.QL[i].T @ m_rot
+        if sides[1]:
+            g_rot, m_rot = g_rot @ self.QR[i], m_rot @ self.QR[i]
+        self.v[i] = b2 * self.v[i] + (1 - b2) * g_rot**2
+        step = (m_rot / (1 - b1**t)) / (np.sqrt(self.v[i] / (1 - b2**t))
+                                         + self.c(self.epsilon))
+        if sides[0]:
+            step = self.QL[i] @ step
+        if sides[1]:
+            step = step @ self.QR[i].T
+        if self.t % self.update_every == 0:  # the paper's lines 12-15, after the step
+            if sides[0]:
+                self.QL[i] = eigenvectors_descending(self.L[i]).astype(self.dtype)
+            if sides[1]:
+                self.QR[i] = eigenvectors_descending(self.R[i]).astype(self.dtype)
+        lr = self.c(self.learning_rate)
+        return theta - lr * (step + self.c(self.weight_decay) * theta)
+
+
+class KFAC:
+    r"""Martens & Grosse (2015) for dense layers, with fixed learning rate and momentum and
+    the KL clipping of Ba, Grosse & Martens (2017).
+
+    Each step receives, per layer, the parameters ``(W, b)`` (``b`` may be None), the
+    layer's inputs :math:`x` (batch x n_in), the examples' own gradients :math:`g` of
+    their negative log-likelihoods with respect to the pre-activations (batch x n_out)
+    and the gradient of the mini-batch loss :math:`(\nabla W, \nabla b)`:
+
+    .. math::
+
+        a &= [x, 1], \quad \epsilon_t = \min(1 - 1/t, \text{decay}), \quad
+        A \leftarrow \epsilon_t A + (1-\epsilon_t) a^T a / n, \quad
+        G \leftarrow \epsilon_t G + (1-\epsilon_t) g^T g / n \\
+        \pi &= \sqrt{(\mathrm{tr} A / \dim A) / (\mathrm{tr} G / \dim G)}, \quad
+        \gamma = \sqrt{\lambda}, \quad
+        \Delta = (A + \pi\gamma I)^{-1} [\nabla W; \nabla b] (G + \gamma / \pi I)^{-1}
+            \ \text{(inverses at } t = 1, 1+T, \dots) \\
+        \nu &= \min\big(1, \sqrt{\kappa / (\eta^2 \textstyle\sum \langle\Delta,
+            \nabla\rangle)}\big), \quad v \leftarrow \mu v - \eta\nu\Delta, \quad
+        [W; b] \leftarrow [W; b] + v
+    """
+
+    def __init__(self, layers, learning_rate=1e-2, momentum=0.9, damping=1e-2, decay=0.95,
+                 update_every=20, kl_clip=1e-3):
+        self.learning_rate, self.momentum, self.damping = learning_rate, momentum, damping
+        self.decay, self.update_every, self.kl_clip = decay, update_every, kl_clip
+        self.t = 0
+        self.A, self.G, self.A_inv, self.G_inv, self.velocity = [], [], [], [], []
+        for W, b in layers:
+            n_a = W.shape[0] + (b is not None)
+            self.A.append(np.zeros((n_a, n_a)))
+            self.G.append(np.zeros((W.shape[1],) * 2))
+            self.A_inv.append(None)
+            self.G_inv.append(None)
+            self.velocity.append(np.zeros((n_a, W.shape[1])))
+
+    def step(self, layers, inputs, output_grads, grads):
+        """New ``[(W, b), ...]`` from the layers' values, inputs, output and loss gradients."""
+        self.t += 1
+        refresh = (self.t - 1) % self.update_every == 0
+        eps_t = min(1 - 1 / self.t, self.decay)
+        gamma = np.sqrt(self.damping)
+        deltas, full_grads = [], []
+        for i, ((_, b), x, g, (gW, gb)) in enumerate(zip(layers, inputs, output_grads, grads)):
+            n = x.shape[0]
+            a = x if b is None else np.hstack([x, np.ones((n, 1))])
+            self.A[i] = eps_t * self.A[i] + (1 - eps_t) * (a.T @ a) / n
+            self.G[i] = eps_t * self.G[i] + (1 - eps_t) * (g.T @ g) / n
+            if refresh:
+                pi = np.sqrt((np.trace(self.A[i]) / len(self.A[i]))
+                             / (np.trace(self.G[i]) / len(self.G[i])))
+                self.A_inv[i] = np.linalg.inv(self.A[i] + pi * gamma * np.eye(len(self.A[i])))
+                self.G_inv[i] = np.linalg.inv(self.G[i] + gamma / pi * np.eye(len(self.G[i])))
+            full = gW if b is None else np.vstack([gW, gb[None, :]])
+            deltas.append(self.A_inv[i] @ full @ self.G_inv[i])
+            full_grads.append(full)
+        nu = 1.0
+        if self.kl_clip is not None:
+            total = sum(float((d * f).sum()) for d, f in zip(deltas, full_grads))
+            nu = min(1.0, np.sqrt(self.kl_clip / (self.learning_rate**2 * total)))
+        new = []
+        for i, ((W, b), d) in enumerate(zip(layers, deltas)):
+            self.velocity[i] = self.momentum * self.velocity[i] - self.learning_rate * nu * d
+            full = (W if b is None else np.vstack([W, b[None, :]])) + self.velocity[i]
+            new.append((full, None) if b is None else (full[:-1], full[-1]))
+        return new
 
 
 # --------------------------------------------------------------------------------------

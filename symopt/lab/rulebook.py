@@ -18,7 +18,10 @@ curves' metadata hold them):
 - ``"pymc"``: PyMC's configured rule (``pm.adam(learning_rate=...)``).
 
 A rule is paired only where the peer computes the same equations; where it does not,
-the row says why in ``unpaired``.
+the row says why in ``unpaired``. A factory returns None for hyperparameters whose form
+the peer does not compute (PyMC's Adam is the ``epsilon_placement="before_correction"``
+form, torch's the other); with ``similar``, :func:`peer` then falls back on the
+``similar`` factory.
 """
 
 from __future__ import annotations
@@ -40,8 +43,11 @@ class Row:
         The NumPy transcription (a :class:`symopt.lab.reference.Rule`).
     cases : tuple of dict
         Hyperparameters of the trajectory tests, chosen to exercise every branch.
-    fused : dict
-        The hyperparameters of the fused-path comparison (the most branches at once).
+    fused : dict or None
+        The hyperparameters of the fused-path comparison (the most branches at once);
+        None for a rule that is not elementwise (it looks across elements: a tensor's
+        norm, a factored moment, a matrix function, a window of past values, the loss),
+        which the fused path refuses.
     quadratic, rosenbrock : (dict, int)
         Hyperparameters and a number of steps that reach the test quadratic's minimum to
         1e-3 and Rosenbrock's to 1e-2, in float64 and float32.
@@ -49,7 +55,8 @@ class Row:
         The per-parameter state, in order (``W.m``, ``W.v``, ...).
     matrix_roles : tuple of str or None
         The per-parameter state of a matrix, where it differs from ``roles`` (Adafactor
-        factors a matrix's second moment; Muon updates only matrices with its own step).
+        factors a matrix's second moment; Muon updates only matrices with its own step;
+        Shampoo and SOAP keep Kronecker factors of a matrix).
     unshaped : tuple of str
         The roles whose state is not shaped like its parameter (factored statistics,
         one scalar per tensor); the others have exactly their parameter's type.
@@ -75,7 +82,7 @@ class Row:
 
     reference: type
     cases: tuple
-    fused: dict
+    fused: dict | None
     quadratic: tuple
     rosenbrock: tuple
     roles: tuple = ()
@@ -92,6 +99,20 @@ class Row:
 
 def _adam_kwargs(h):
     return {"b1": h["beta1"], "b2": h["beta2"], "eps": h["epsilon"]}
+
+
+def _efficient(h):
+    """Whether ``h`` selects the efficient form of Adam's family (Lasagne's and PyMC's)."""
+    return h.get("epsilon_placement", "after_correction") == "before_correction"
+
+
+def _only(condition, make):
+    """A peer factory that computes the rule only where ``condition(h)`` holds."""
+    return lambda module, h: make(module, h) if condition(h) else None
+
+
+def _not_efficient(h):
+    return not _efficient(h)
 
 
 def _half_root(count):
@@ -169,6 +190,20 @@ ROWS = {
         similar={"torch": lambda torch, h: (torch.optim.Adagrad, {"lr": h["learning_rate"],
                                                                   "eps": h["epsilon"]})},
     ),
+    "adagrad_window": Row(
+        reference.AdagradWindow,
+        # a window shorter than the run, so that old squares drop out of the sum
+        cases=({"learning_rate": 0.1, "n_win": 3},
+               {"learning_rate": 0.05, "epsilon": 1e-3, "n_win": 5}),
+        fused=None,
+        quadratic=({"learning_rate": 0.1}, 400),
+        rosenbrock=({"learning_rate": 2e-3}, 30000),
+        roles=("window",),
+        counter=True,
+        resume={"learning_rate": 0.1, "n_win": 3},
+        peers={"pymc": lambda pm, h: pm.adagrad_window(
+            learning_rate=h["learning_rate"], epsilon=h["epsilon"], n_win=h["n_win"])},
+    ),
     "rmsprop": Row(
         reference.RMSProp,
         cases=({"learning_rate": 0.05},
@@ -213,7 +248,8 @@ ROWS = {
     "adam": Row(
         reference.Adam,
         cases=({"learning_rate": 0.1},
-               {"learning_rate": 0.05, "beta1": 0.5, "beta2": 0.9, "epsilon": 1e-3}),
+               {"learning_rate": 0.05, "beta1": 0.5, "beta2": 0.9, "epsilon": 1e-3},
+               {"learning_rate": 0.05, "epsilon": 1e-2, "epsilon_placement": "before_correction"}),
         fused={"learning_rate": 0.1},
         quadratic=({"learning_rate": 0.1, "epsilon": 0.1}, 500),
         rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 20000),
@@ -221,10 +257,17 @@ ROWS = {
         counter=True,
         resume={"learning_rate": 0.05},
         peers={
-            "torch": lambda torch, h: (torch.optim.Adam, _torch_adam(h)),
-            "optax": lambda optax, h: optax.adam(h["learning_rate"], **_adam_kwargs(h)),
+            "torch": _only(_not_efficient,
+                           lambda torch, h: (torch.optim.Adam, _torch_adam(h))),
+            "optax": _only(_not_efficient,
+                           lambda optax, h: optax.adam(h["learning_rate"], **_adam_kwargs(h))),
+            # PyMC's (and Lasagne's) adam is the efficient form, epsilon before correction
+            "pymc": _only(_efficient, lambda pm, h: pm.adam(
+                learning_rate=h["learning_rate"], beta1=h["beta1"], beta2=h["beta2"],
+                epsilon=h["epsilon"])),
         },
-        unpaired={"pymc": "PyMC's adam adds epsilon before the bias correction"},
+        unpaired={"pymc": "PyMC's adam adds epsilon before the bias correction: only "
+                          "epsilon_placement='before_correction' computes it"},
         similar={"pymc": lambda pm, h: pm.adam(learning_rate=h["learning_rate"],
                                                beta1=h["beta1"], beta2=h["beta2"],
                                                epsilon=h["epsilon"])},
@@ -232,7 +275,8 @@ ROWS = {
     "adamax": Row(
         reference.AdaMax,
         cases=({"learning_rate": 0.1},
-               {"learning_rate": 0.1, "beta1": 0.8, "beta2": 0.5}),
+               {"learning_rate": 0.1, "beta1": 0.8, "beta2": 0.5},
+               {"learning_rate": 0.1, "beta1": 0.8, "epsilon_placement": "before_correction"}),
         fused={"learning_rate": 0.1},
         quadratic=({"learning_rate": 0.3, "epsilon": 0.1}, 500),
         rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 15000),
@@ -249,15 +293,20 @@ ROWS = {
     ),
     "amsgrad": Row(
         reference.AMSGrad,
-        cases=({"learning_rate": 0.1, "beta2": 0.9},),
+        cases=({"learning_rate": 0.1, "beta2": 0.9},
+               {"learning_rate": 0.1, "beta2": 0.9, "epsilon": 1e-2,
+                "epsilon_placement": "before_correction"}),
         fused={"learning_rate": 0.1, "beta2": 0.9},
         quadratic=({"learning_rate": 0.3}, 500),
         rosenbrock=({"learning_rate": 0.03}, 10000),
         roles=("m", "v", "v_max"),
         counter=True,
         resume={"learning_rate": 0.05, "beta2": 0.9},
-        peers={"torch": lambda torch, h: (torch.optim.Adam, _torch_adam(h, amsgrad=True))},
-        unpaired={"optax": "optax.amsgrad keeps the maximum of the bias-corrected v"},
+        peers={"torch": _only(_not_efficient, lambda torch, h: (
+            torch.optim.Adam, _torch_adam(h, amsgrad=True)))},
+        unpaired={"optax": "optax.amsgrad keeps the maximum of the bias-corrected v",
+                  "pymc": "PyMC has no amsgrad (Lasagne's is epsilon_placement="
+                          "'before_correction')"},
         similar={"optax": lambda optax, h: optax.amsgrad(h["learning_rate"],
                                                          **_adam_kwargs(h))},
     ),
@@ -316,6 +365,44 @@ ROWS = {
                                                     b2=h["beta2"],
                                                     weight_decay=h["weight_decay"])},
     ),
+    "shampoo": Row(
+        reference.Shampoo,
+        cases=({"learning_rate": 0.1, "update_every": 3},
+               # the paper's Algorithm 1: running sums, no momentum, no grafting
+               {"learning_rate": 0.05, "beta1": 0.0, "update_every": 1, "graft": False},
+               # moving averages, decay, and a side too long for a preconditioner
+               {"learning_rate": 0.1, "shampoo_beta": 0.9, "weight_decay": 0.1,
+                "update_every": 2, "max_dim": 2}),
+        fused=None,
+        quadratic=({"learning_rate": 0.1, "epsilon": 0.1}, 500),
+        rosenbrock=({"learning_rate": 3e-3, "epsilon": 0.1}, 20000),  # a vector: Adam
+        roles=("m", "v"),
+        matrix_roles=("m", "v", "left", "right", "left_root", "right_root"),
+        unshaped=("left", "right", "left_root", "right_root"),
+        counter=True,
+        resume={"learning_rate": 0.05, "update_every": 3},
+        # no peer: neither torch.optim nor optax 0.2.8 has Shampoo
+    ),
+    "soap": Row(
+        reference.SOAP,
+        # epsilon 1e-3: at the first steps L (3 x 3, from one or two gradients) has a null
+        # direction, where the rotated gradient is pure rounding noise (~1e-16) that Adam's
+        # normalisation scales up to noise / epsilon; 1e-8 would make that 1e-8
+        cases=({"learning_rate": 0.1, "update_every": 3, "epsilon": 1e-3},
+               {"learning_rate": 0.05, "beta1": 0.9, "beta2": 0.99, "shampoo_beta": 0.8,
+                "update_every": 2, "weight_decay": 0.0, "max_dim": 2}),
+        fused=None,
+        quadratic=({"learning_rate": 0.1, "beta1": 0.9, "beta2": 0.999, "epsilon": 0.1,
+                    "weight_decay": 0.0}, 500),
+        rosenbrock=({"learning_rate": 3e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 0.1,
+                     "weight_decay": 0.0}, 20000),  # a vector: Adam
+        roles=("m", "v"),
+        matrix_roles=("m", "v", "left", "right", "left_basis", "right_basis"),
+        unshaped=("left", "right", "left_basis", "right_basis"),
+        counter=True,
+        resume={"learning_rate": 0.05, "update_every": 3},
+        # no peer: neither torch.optim nor optax 0.2.8 has SOAP (optax's pull requests)
+    ),
     "radam": Row(
         reference.RAdam,
         cases=({"learning_rate": 0.1},
@@ -341,7 +428,7 @@ ROWS = {
                 "epsilon2": 1e-2, "d": 1.05, "weight_decay": 0.1},
                # epsilons large enough that the clamps of RMS(theta), V and mean(R) act
                {"learning_rate": 0.05, "epsilon1": 0.3, "epsilon2": 2.0}),
-        fused={"learning_rate": 0.05},
+        fused=None,  # looks across elements: the fused path refuses it
         # a large epsilon1 turns the last phase into gradient descent, which settles
         quadratic=({"learning_rate": 0.03, "epsilon1": 0.3}, 1000),
         rosenbrock=({"learning_rate": 5e-3, "epsilon1": 3.0, "epsilon2": 1.0}, 18000),
@@ -380,7 +467,7 @@ ROWS = {
                 "adam_beta1": 0.8, "adam_beta2": 0.95, "adam_epsilon": 1e-6,
                 "adam_weight_decay": 0.02},
                {"learning_rate": 0.02, "adjust_lr_fn": "original"}),
-        fused={"learning_rate": 0.02},
+        fused=None,  # looks across elements: the fused path refuses it
         # a large epsilon makes the Newton-Schulz map linear near the minimum
         quadratic=({"learning_rate": 3e-3, "epsilon": 3.0, "weight_decay": 0.0,
                     "adam_learning_rate": 0.1, "adam_epsilon": 0.1}, 5000),
@@ -405,7 +492,7 @@ ROWS = {
         cases=({"learning_rate": 0.05},
                {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.95, "epsilon": 1e-4,
                 "eps_root": 1e-8, "weight_decay": 0.05}),
-        fused={"learning_rate": 0.05},
+        fused=None,  # looks across elements: the fused path refuses it
         # the trust ratio fixes each step's norm at lr * |theta|: LAMB hovers about that
         # far from the minimum, so a small learning rate and many steps
         quadratic=({"learning_rate": 1.5e-4, "beta1": 0.5, "epsilon": 0.1}, 25000),
@@ -421,7 +508,7 @@ ROWS = {
         cases=({"learning_rate": 1.0},
                {"learning_rate": 5.0, "weight_decay": 0.01, "trust_coefficient": 0.02,
                 "epsilon": 1e-3, "momentum": 0.8, "nesterov": True}),
-        fused={"learning_rate": 1.0},
+        fused=None,  # looks across elements: the fused path refuses it
         # an epsilon above the final gradients' norm turns the last phase into momentum GD
         quadratic=({"learning_rate": 1.0, "epsilon": 0.01}, 1000),
         rosenbrock=({"learning_rate": 0.3, "epsilon": 0.01}, 15000),
@@ -484,7 +571,7 @@ ROWS = {
         cases=({"learning_rate": 0.05},
                {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.6, "epsilon": 1e-4,
                 "eps_root": 1e-8, "weight_decay": 0.05}),
-        fused={"learning_rate": 0.05},
+        fused=None,  # looks across elements: the fused path refuses it
         quadratic=({"learning_rate": 0.03, "epsilon": 0.1}, 400),
         rosenbrock=({"learning_rate": 1e-3}, 2000),
         roles=("m", "v"),
@@ -566,7 +653,7 @@ ROWS = {
                {"learning_rate": 0.5, "beta1": 0.8, "beta2": 0.95, "beta3": 0.9,
                 "epsilon": 1e-6, "estim_lr0": 3e-3, "estim_lr_coef": 0.5,
                 "weight_decay": 0.01, "safeguard_warmup": True}),
-        fused={"estim_lr0": 1e-3},
+        fused=None,  # looks across elements: the fused path refuses it
         quadratic=({"epsilon": 0.1}, 500),
         rosenbrock=({"learning_rate": 0.1, "epsilon": 0.1, "safeguard_warmup": True}, 20000),
         roles=("m", "v", "grad_sum", "initial"),
@@ -584,7 +671,7 @@ ROWS = {
                {"learning_rate": 0.1, "beta1": 0.9, "beta2": 0.95, "epsilon": 1e-3,
                 "gamma": 0.5, "weight_decay": 0.05, "every": 3, "probe": "rademacher",
                 "seed": 2}),
-        fused={"learning_rate": 0.05, "seed": 1},
+        fused=None,  # looks across elements: the fused path refuses it
         # gamma 1: the Hessian's own scale (the default suits mini-batch noise)
         quadratic=({"learning_rate": 0.5, "gamma": 1.0, "weight_decay": 0.0, "seed": 0}, 1000),
         rosenbrock=({"learning_rate": 0.5, "gamma": 1.0, "weight_decay": 0.0,
@@ -601,7 +688,7 @@ ROWS = {
         cases=({"learning_rate": 0.1, "seed": 1},
                {"learning_rate": 0.05, "beta1": 0.8, "beta2": 0.95, "epsilon": 1e-3,
                 "weight_decay": 0.05, "hessian_power": 0.5, "probe": "normal", "seed": 2}),
-        fused={"learning_rate": 0.1, "seed": 1},
+        fused=None,  # looks across elements: the fused path refuses it
         quadratic=({"learning_rate": 0.3, "seed": 0}, 400),
         rosenbrock=({"learning_rate": 1.0, "seed": 0}, 14000),
         roles=("m", "v"),
@@ -612,7 +699,7 @@ ROWS = {
         reference.SAM,
         cases=({"learning_rate": 0.1},
                {"learning_rate": 0.05, "rho": 0.2, "momentum": 0.9}),
-        fused={"learning_rate": 0.1},
+        fused=None,  # looks across elements: the fused path refuses it
         # the perturbation has norm rho at any distance from the minimum: SAM hovers
         # about lr * rho * curvature away, so a small rho
         quadratic=({"learning_rate": 0.3, "rho": 1e-4}, 200),
@@ -653,5 +740,8 @@ def peer(library, rule, module, hyperparameters, similar=False):
     one (for timing only).
     """
     row = ROWS[rule]
-    factory = row.peers.get(library) or (row.similar.get(library) if similar else None)
-    return None if factory is None else factory(module, hyperparameters)
+    factory = row.peers.get(library)
+    found = None if factory is None else factory(module, hyperparameters)
+    if found is None and similar and library in row.similar:
+        found = row.similar[library](module, hyperparameters)
+    return found

@@ -8,12 +8,12 @@ The pieces work alone or through :func:`train`:
   compiles metrics averaged over a data set;
 - :class:`EarlyStopping` watches a validation metric and restores the best parameters;
 - :func:`train` runs epochs of minibatches, evaluates, steps a learning-rate schedule
-  (:mod:`symopt.schedules`), stops early, shows a progress bar
-  (:class:`~symopt.lab.progress.ProgressBar`) and records a :class:`~symopt.lab.history.History`.
+  (:mod:`symopt.schedules`), stops early, shows its progress
+  (:class:`~symopt.lab.progress.Progress`) and records a :class:`~symopt.lab.history.History`.
 
 This module also re-exports :func:`~symopt.lab.diagnostics.gradient_check`,
 :func:`~symopt.lab.diagnostics.monitor_outputs`, :class:`~symopt.lab.history.History`,
-:func:`~symopt.lab.history.plot_histories` and :class:`~symopt.lab.progress.ProgressBar`.
+:func:`~symopt.lab.history.plot_histories` and :class:`~symopt.lab.progress.Progress`.
 
 >>> import numpy as np, pytensor.tensor as pt, symopt
 >>> from symopt.lab import nn, training
@@ -23,8 +23,9 @@ This module also re-exports :func:`~symopt.lab.diagnostics.gradient_check`,
 >>> net = nn.MLP([2, 8, 2], seed=0)
 >>> x, y = pt.matrix("x", dtype="float32"), pt.lvector("y")
 >>> log_p = net.output(x, training=True)
+>>> loss = nn.categorical_crossentropy_from_log_probs(log_p, y)
 >>> step = training.compile_train_step(
-...     [x, y], nn.categorical_crossentropy(log_p, y), net.params, symopt.sgd(learning_rate=0.5),
+...     [x, y], loss, net.params, symopt.sgd(learning_rate=0.5),
 ...     metrics={"accuracy": nn.accuracy(log_p, y)}, extra_updates=net.extra_updates)
 >>> history = training.train(step, (x_all, y_all), epochs=10, batch_size=20, progress=False)
 >>> bool(history["train_loss"][-1] < history["train_loss"][0]), history.last("train_accuracy") > 0.9
@@ -39,12 +40,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pytensor
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.tensor.random.type import RandomType
 
 from symopt._checks import check_params
+from symopt.fused.lowering import ancestors
 from symopt.grads import get_or_compute_grads
 from symopt.lab.diagnostics import GradientCheck, gradient_check, monitor_outputs
 from symopt.lab.history import History, plot_histories
-from symopt.lab.progress import ProgressBar
+from symopt.lab.progress import Progress, ProgressBar
 from symopt.schedules import Schedule
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "Evaluator",
     "GradientCheck",
     "History",
+    "Progress",
     "ProgressBar",
     "TrainStep",
     "compile_evaluator",
@@ -255,6 +260,23 @@ class TrainStep:
     def __repr__(self) -> str:
         return f"TrainStep(outputs={list(self.names)})"
 
+    def warm_up(self, *batch) -> float:
+        """Call the step once on ``batch``, then put back every shared variable it changed.
+
+        The first call is where the Numba backend compiles (and the C backend loads its
+        modules), often far longer than ``pytensor.function`` itself: a run that warms up
+        before timing counts it as compile time, and trains from the same values as one
+        that did not. Returns the seconds the call took.
+        """
+        shared = self.function.get_shared()
+        saved = [variable.get_value(borrow=False) for variable in shared]
+        start = time.monotonic()
+        self.function(*batch)
+        seconds = time.monotonic() - start
+        for variable, value in zip(shared, saved, strict=True):
+            variable.set_value(value, borrow=True)
+        return seconds
+
 
 def compile_train_step(inputs: Sequence, loss, params: Sequence, rule: Callable | None = None,
                        *, updates: Sequence | None = None, grads: Sequence | None = None,
@@ -279,7 +301,9 @@ def compile_train_step(inputs: Sequence, loss, params: Sequence, rule: Callable 
     grads : list of TensorVariable, optional
         The gradients; ``pytensor.grad(loss, params)`` by default.
     extra_updates : list of pairs
-        More updates, e.g. ``net.extra_updates`` (batch normalisation, dropout).
+        More updates, e.g. ``net.extra_updates`` (batch normalisation, dropout). A step
+        whose random generators (dropout's) have no update is refused: it would draw the
+        same numbers at every step.
     metrics : dict of str to scalar TensorVariable, optional
         More outputs, e.g. ``{"accuracy": nn.accuracy(out, y)}``.
     monitor : bool, default True
@@ -309,6 +333,8 @@ def compile_train_step(inputs: Sequence, loss, params: Sequence, rule: Callable 
         if name in outputs:
             raise ValueError(f"metric name {name!r} is taken")
         outputs[name] = expr
+    _check_random_generators_advance(list(outputs.values()) + [e for _, e in updates],
+                                     all_updates)
     if monitor:
         for name, expr in monitor_outputs(params, grads, updates, per_param=per_param).items():
             outputs.setdefault(name, expr)
@@ -319,6 +345,20 @@ def compile_train_step(inputs: Sequence, loss, params: Sequence, rule: Callable 
     function = pytensor.function(list(inputs), list(outputs.values()), updates=all_updates,
                                  mode=mode)
     return TrainStep(function, list(outputs), params, all_updates)
+
+
+def _check_random_generators_advance(outputs, updates):
+    """Refuse a training step whose random generators (dropout's) have no update: every
+    step would draw the same numbers (the same dropout mask), silently."""
+    updated = {id(var) for var, _ in updates}
+    frozen = sorted({var.name or "a random generator" for var in ancestors(outputs)
+                     if isinstance(var, SharedVariable) and isinstance(var.type, RandomType)
+                     and id(var) not in updated})
+    if frozen:
+        raise ValueError(
+            f"the training step draws random numbers from {', '.join(map(repr, frozen))} but "
+            "no update advances it, so every step would draw the same numbers (dropout the "
+            "same mask): pass extra_updates=net.extra_updates")
 
 
 class Evaluator:
@@ -377,7 +417,7 @@ def train(step: Callable[..., Mapping[str, float]], train_data: Sequence[np.ndar
           early_stopping: EarlyStopping | None = None, history: History | None = None,
           seed: int | None = 0, shuffle: bool = True, drop_last: bool = False,
           record_steps: bool | int = True, stop_on_nonfinite: bool = True,
-          progress: bool = True, callback: Callable[[int, dict], bool | None] | None = None,
+          progress: bool | str = True, callback: Callable[[int, dict], bool | None] | None = None,
           ) -> History:
     """Train for some epochs of shuffled minibatches, evaluating after each epoch.
 
@@ -422,9 +462,10 @@ def train(step: Callable[..., Mapping[str, float]], train_data: Sequence[np.ndar
         Log every step (True), none (False), or every k-th step (k).
     stop_on_nonfinite : bool, default True
         Stop at the first step whose loss is NaN or infinite.
-    progress : bool, default True
-        Show a :class:`~symopt.lab.progress.ProgressBar` on stderr (only when it is a
-        terminal).
+    progress : bool or {"auto", "tqdm", "lines", "none"}, default True
+        How to show progress on stderr (:class:`~symopt.lab.progress.Progress`): True is
+        ``"auto"``, a tqdm bar on a terminal or in Jupyter and one line per epoch (with
+        elapsed time and ETA) in a log file; False is ``"none"``.
     callback : callable, optional
         ``callback(epoch, record)`` after each epoch; returning True stops training.
 
@@ -450,8 +491,8 @@ def train(step: Callable[..., Mapping[str, float]], train_data: Sequence[np.ndar
             early_stopping.params = list(params)
     rng = np.random.default_rng(seed)
     n_batches = len(minibatch_indices(n, batch_size, shuffle=False, drop_last=drop_last))
-    bar = ProgressBar(epochs * n_batches, description="training",
-                      enabled=None if progress else False)
+    mode = progress if isinstance(progress, str) else ("auto" if progress else "none")
+    bar = Progress(epochs * n_batches, description="training", mode=mode)
     start = time.monotonic()
     # Continuing a history continues its epoch and step numbers.
     first_epoch = int(history.last("epoch")) + 1 if history.epochs else 1
@@ -493,6 +534,8 @@ def train(step: Callable[..., Mapping[str, float]], train_data: Sequence[np.ndar
                 record["learning_rate"] = learning_rate
             record["time"] = time.monotonic() - start
             history.log_epoch(**record)
+            bar.end_epoch(**{k: v for k, v in record.items()
+                             if k in ("train_loss", "valid_loss", "valid_accuracy")})
             if stopped is not None:
                 break
             if schedule is not None and schedule_unit == "epoch":

@@ -144,7 +144,7 @@ def scale_by_equilibration(damping=1e-4, every=20, seed=None, probe="normal"):
             if not isinstance(new_squares, (list, tuple)):
                 new_squares = [new_squares]
         new_steps = [
-            g / (pt.sqrt(d) + as_scalar(damping, p.dtype))
+            g / (pt.sqrt(d) + as_scalar(damping, p.dtype, "damping", low=0))
             for g, d, p in zip(steps, new_squares, params)
         ]
         state = list(zip(squares, new_squares)) + [(rng, next_rng), (t, t_new)]
@@ -218,10 +218,11 @@ def scale_by_vsgd(slow_start=2.0, outlier_level=2.0, epsilon=1e-9):
             wb = param_state(p, "mean_square_curvature", "vsgd")
             memory = param_state(p, "memory", "vsgd", fill=1.0)
             tau = memory
-            eps, c = as_scalar(epsilon, p.dtype), as_scalar(slow_start, p.dtype)
+            eps = as_scalar(epsilon, p.dtype, "epsilon", low=0, low_open=True)
+            c = as_scalar(slow_start, p.dtype, "slow_start", low=1)
             h = pt.clip(pt.abs(g2 - g) / pt.maximum(pt.abs(d), eps), eps, 1 / eps)
             if outlier_level is not None:
-                k = as_scalar(outlier_level, p.dtype)
+                k = as_scalar(outlier_level, p.dtype, "outlier_level", low=0, low_open=True)
                 outlier = pt.or_(
                     pt.gt(pt.abs(g - gb), k * pt.sqrt(pt.maximum(vb - pt.sqr(gb), 0))),
                     pt.gt(pt.abs(h - hb), k * pt.sqrt(pt.maximum(wb - pt.sqr(hb), 0))),

@@ -63,7 +63,9 @@ def _grads(cost, params):
 
 
 def sgd(cost, params, learning_rate=0.01):
-    r"""The MLP script's ``sgd``: :math:`\theta \leftarrow \theta - \eta\, g`. Returns an OrderedDict."""
+    r"""The MLP script's ``sgd``: :math:`\theta \leftarrow \theta - \eta\, g`.
+
+    Returns an OrderedDict."""
     params, grads = _grads(cost, params)
     check_hyper(learning_rate, "learning_rate", low=0)
     updates = OrderedDict()

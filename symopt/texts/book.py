@@ -79,7 +79,8 @@ def sgd(cost, params, learning_rate=0.01, clip=50):
 
 
 def momentum(cost, params, learning_rate=0.01, momentum=0.9, clip=50):
-    r"""Momentum: :math:`v = \mu m - \eta g`, :math:`m \leftarrow v`, :math:`\theta \leftarrow \theta + v`.
+    r"""Momentum: :math:`v = \mu m - \eta g`, :math:`m \leftarrow v`,
+    :math:`\theta \leftarrow \theta + v`.
 
     The book suggests a momentum between 0.5 and 0.9, to be cross-validated.
     """
@@ -112,7 +113,8 @@ def nag(cost, params, learning_rate=0.01, momentum=0.9, clip=50):
 
 
 def adagrad(cost, params, learning_rate=0.01, clip=50):
-    r"""Adagrad: :math:`a \leftarrow a + g^2`, :math:`\theta \leftarrow \theta - \eta g / \sqrt{a + 10^{-6}}`."""
+    r"""Adagrad: :math:`a \leftarrow a + g^2`,
+    :math:`\theta \leftarrow \theta - \eta g / \sqrt{a + 10^{-6}}`."""
     check_hyper(learning_rate, "learning_rate", low=0)
     params, grads = _clipped_grads(cost, params, clip)
     updates = []
@@ -145,7 +147,8 @@ def adadelta(cost, params, learning_rate=1.0, rho=0.95, clip=50):
 
 
 def rmsprop(cost, params, learning_rate=0.001, rho=0.9, clip=50):
-    r"""RMSProp: :math:`a \leftarrow \rho a + (1-\rho) g^2`, :math:`\theta \leftarrow \theta - \eta g / \sqrt{a + 10^{-6}}`."""
+    r"""RMSProp: :math:`a \leftarrow \rho a + (1-\rho) g^2`,
+    :math:`\theta \leftarrow \theta - \eta g / \sqrt{a + 10^{-6}}`."""
     check_hyper(learning_rate, "learning_rate", low=0)
     check_hyper(rho, "rho", low=0, high=1)
     params, grads = _clipped_grads(cost, params, clip)
@@ -168,7 +171,8 @@ def adam(cost, params, learning_rate=0.001, b1=0.9, b2=0.999, l=1 - 1e-8, clip=5
         \beta_{1,t} &= \beta_1 \lambda^{t-1}, \qquad
         m \leftarrow \beta_{1,t} m + (1-\beta_{1,t})\, g, \qquad
         v \leftarrow \beta_2 v + (1-\beta_2)\, g^2 \\
-        \theta &\leftarrow \theta - \frac{\eta\, m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + 10^{-6}}
+        \theta &\leftarrow \theta
+            - \frac{\eta\, m / (1-\beta_1^t)}{\sqrt{v / (1-\beta_2^t)} + 10^{-6}}
 
     with :math:`t = 1` at the first step. State: ``<param>.m``, ``<param>.v``, ``adam.t``.
     """

@@ -180,7 +180,8 @@ def test_chain_with_a_configured_rule(problem):
 def test_configured_rule_equals_the_direct_call(problem):
     opt = symopt.adam(learning_rate=0.01, beta2=0.99)
     assert isinstance(opt, symopt.ConfiguredRule)
-    assert repr(opt) == "adam(learning_rate=0.01, beta1=0.9, beta2=0.99, epsilon=1e-08)"
+    assert repr(opt) == ("adam(learning_rate=0.01, beta1=0.9, beta2=0.99, epsilon=1e-08, "
+                         "epsilon_placement='after_correction')")
     assert opt.hyperparameters["beta2"] == 0.99
     a, b = two_copies(problem)
     ups = opt(problem.loss(a), a) + symopt.adam(problem.loss(b), b, learning_rate=0.01,

@@ -114,6 +114,23 @@ def test_gradient_with_the_wrong_number_of_dimensions(W, b):
         symopt.adam([pt.zeros(6), pt.zeros(2)], [W, b])
 
 
+def test_gradient_with_the_wrong_static_shape(W, b):
+    """Only the number of dimensions was checked: a (1, 2) gradient for a (3, 2) parameter
+    broadcast on the per-tensor path and read garbage rows on the fused one."""
+    for fuse in (False, True):
+        with pytest.raises(ValueError, match=r"gradient 0 has shape \(1, 2\) but its parameter "
+                                             r".*'W' has shape \(3, 2\); a gradient must have "
+                                             r"its parameter's shape"):
+            symopt.adam([pt.tensor(shape=(1, 2)), pt.zeros(2)], [W, b], fuse=fuse)
+    with pytest.raises(ValueError, match=r"gradient 1 has shape \(\?,\)|gradient 1 has shape "
+                                         r"\(3,\)"):
+        symopt.sgd([pt.zeros((3, 2)), np.zeros(3)], [W, b])
+    with pytest.raises(ValueError, match=r"gradient 0 has shape \(\?, 4\)"):
+        symopt.sgd([pt.tensor(shape=(None, 4)), pt.zeros(2)], [W, b])
+    # unknown dimensions are left to the run-time checks
+    symopt.sgd([pt.tensor(shape=(3, None)), pt.dvector()], [W, b])
+
+
 def test_missing_gradient(W, b):
     with pytest.raises(ValueError, match=r"gradient 1 \(for .*'b'\) is None"):
         symopt.sgd([pt.zeros((3, 2)), None], [W, b])
@@ -152,7 +169,7 @@ def test_betas_out_of_range(name, betas, message, W, loss):
     (symopt.nesterov_momentum, {"momentum": -0.1}, r"momentum must be >= 0"),
     (symopt.rmsprop, {"rho": 2.0}, r"rho must be <= 1"),
     (symopt.adadelta, {"rho": -1.0}, r"rho must be >= 0"),
-    (symopt.adagrad, {"epsilon": -1e-6}, r"epsilon must be >= 0"),
+    (symopt.adagrad, {"epsilon": -1e-6}, r"epsilon must be > 0"),
     (symopt.adamw, {"weight_decay": -0.01}, r"weight_decay must be >= 0"),
     (symopt.rprop, {"etas": (1.5, 1.2)}, r"etas\[0\] must be <= 1"),
     (symopt.rprop, {"etas": (0.5, 0.9)}, r"etas\[1\] must be >= 1"),
@@ -163,6 +180,92 @@ def test_betas_out_of_range(name, betas, message, W, loss):
 def test_other_hyperparameters_out_of_range(make, kwargs, message, W, loss):
     with pytest.raises(ValueError, match=message):
         make(loss, [W], **kwargs)
+
+
+EPSILON_RULES = ["adadelta", "adagrad", "adam", "adamax", "adamw", "amsgrad", "nadam",
+                 "rmsprop"]
+
+
+@pytest.mark.parametrize("name", EPSILON_RULES)
+def test_epsilon_that_guards_a_division_must_be_positive(name, W, loss):
+    """epsilon=0 was accepted, and a zero gradient then gave 0/0 = NaN."""
+    for epsilon in (0, 0.0, pt.constant(0.0)):
+        with pytest.raises(ValueError, match=r"epsilon must be > 0, got 0"):
+            symopt.RULES[name](loss, [W], epsilon=epsilon)
+
+
+@pytest.fixture
+def float32_model():
+    W32 = pytensor.shared(np.ones((3, 2), dtype="float32"), name="W32")
+    return W32, (W32 ** 2).sum()
+
+
+@pytest.mark.parametrize("fuse", [False, True])
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("adam", {"beta1": 1 - 1e-9}, r"beta1 must be < 1 in float32, the dtype it is used in, got "
+                                  r"0.999999999 \(it is 1.0 in float32\)"),
+    ("nadam", {"beta2": 1 - 1e-9}, r"beta2 must be < 1 in float32"),
+    ("sgd", {"learning_rate": 1e39}, r"learning_rate=1e\+39 is inf in float32: too large for "
+                                     r"the parameters' dtype"),
+    ("adam", {"epsilon": 1e-50}, r"epsilon must be > 0 in float32, the dtype it is used in, got "
+                                 r"1e-50 \(it is 0.0 in float32\)"),
+    ("rmsprop", {"epsilon": np.float64(1e-46)}, r"epsilon must be > 0 in float32"),
+    ("adamw", {"weight_decay": 1e40}, r"weight_decay=1e\+40 is inf in float32"),
+    ("momentum", {"learning_rate": pytensor.shared(np.float64(1e39))},
+     r"learning_rate=1e\+39 is inf in float32"),
+    ("adagrad", {"epsilon": pt.constant(1e-50)}, r"epsilon must be > 0 in float32"),
+])
+def test_hyperparameters_are_checked_in_the_dtype_they_are_used_in(name, kwargs, message, fuse,
+                                                                    float32_model, W, loss):
+    """Checked in float64 and used in float32: beta1 = 1 - 1e-9 passed ``< 1`` and was 1.0
+    (NaN after a step); 1e39 was inf; epsilon = 1e-50 was 0. The same values are fine in
+    float64, and a configured rule is checked when it meets a float32 parameter."""
+    W32, loss32 = float32_model
+    with pytest.raises(ValueError, match=message):
+        symopt.RULES[name](loss32, [W32], **kwargs, fuse=fuse)
+    configured = symopt.RULES[name](**kwargs)
+    with pytest.raises(ValueError, match=message):
+        configured(loss32, [W32])
+    symopt.RULES[name](loss, [W], **kwargs, fuse=fuse)
+
+
+def test_symbolic_constants_are_checked_like_numbers(W, loss):
+    """learning_rate=pt.constant(-0.1) was not checked: a constant has a value."""
+    with pytest.raises(ValueError, match=r"learning_rate must be >= 0, got -0.1 \(negative\)"):
+        symopt.sgd(loss, [W], pt.constant(-0.1))
+    with pytest.raises(ValueError, match=r"beta1 must be < 1, got 1.5"):
+        symopt.adam(loss, [W], beta1=pt.constant(np.float32(1.5)))
+    with pytest.raises(ValueError, match=r"momentum must be finite, got nan"):
+        symopt.momentum(loss, [W], momentum=pt.constant(np.nan))
+    symopt.sgd(loss, [W], pt.constant(0.1))  # a good one is fine
+    symopt.sgd(loss, [W], pt.dscalar("lr"))  # a symbolic one cannot be checked
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"step_sizes": (50.0, 1e-6)}, r"step_sizes=\(50.0, 1e-06\): the smallest step size "
+                                   r"\(step_sizes\[0\]\) is larger than the largest"),
+    ({"etas": (0.5,)}, r"etas must be a pair \(eta_minus, eta_plus\), e.g. \(0.5, 1.2\), "
+                       r"got \(0.5,\)"),
+    ({"etas": (0.5, 1.2, 2.0)}, r"etas must be a pair"),
+    ({"etas": 0.5}, r"etas must be a pair .*got 0.5"),
+    ({"step_sizes": (1e-6,)}, r"step_sizes must be a pair \(smallest, largest\) step size"),
+    ({"step_sizes": None}, r"step_sizes must be a pair"),
+])
+def test_rprop_step_sizes_and_etas(kwargs, message, W, loss):
+    with pytest.raises(ValueError, match=message):
+        symopt.rprop(loss, [W], **kwargs)
+    with pytest.raises(ValueError, match=message):
+        symopt.rprop(**kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(symopt.RULES))
+def test_float16_parameters_are_refused(name):
+    """float16 failed inside Numba (NotImplementedError) or gave NaN on the C backends
+    (epsilon rounds to 0): symopt refuses it when the rule is built."""
+    h = pytensor.shared(np.ones(3, dtype="float16"), name="h")
+    with pytest.raises(TypeError, match=r"params\[0\] \(.*'h'\) is float16, which symopt's "
+                                        r"rules do not update.*keep the parameter in float32"):
+        symopt.RULES[name]((pt.cast(h, "float32") ** 2).sum(), [h])
 
 
 def test_hyperparameters_of_the_wrong_kind(W, loss):

@@ -30,11 +30,9 @@ BROADCASTABLE = SHAPES + [(1, 3)]
 STEPS = 10
 
 # every elementwise rule, with the hyperparameters of its row that exercise the most
-# branches; the others (a norm, a factored moment, a Hessian-vector product) are refused
-ALL_CASES = {name: row.fused for name, row in ROWS.items()}
-RULE_CASES = {name: kwargs for name, kwargs in ALL_CASES.items()
-              if symopt.RULES[name](**kwargs).elementwise}
-ACROSS_ELEMENTS = sorted(set(ALL_CASES) - set(RULE_CASES))
+# branches (a row without them is a rule the fused path refuses, tested below)
+RULE_CASES = {name: row.fused for name, row in ROWS.items() if row.fused is not None}
+NOT_FUSABLE = sorted(name for name, row in ROWS.items() if row.fused is None)
 
 
 # PyTensor 2's default backend is C; the Numba comparisons (slow to compile there) run
@@ -280,16 +278,19 @@ def test_mixed_dtypes_share_one_step_counter_like_the_per_tensor_path():
 
 def test_the_rules_that_look_across_elements_say_so():
     """The rules whose step needs more than each element (a tensor's norm, a factored
-    moment, a matrix function, a global inner product, the loss itself)."""
-    assert ACROSS_ELEMENTS == ["adafactor", "adahessian", "lamb", "lars", "muon", "novograd",
-                               "prodigy", "sam", "sophia"]
+    moment, a matrix function, a global inner product, a window of past values, the loss
+    itself)."""
+    assert NOT_FUSABLE == ["adafactor", "adagrad_window", "adahessian", "esgd", "lamb", "lars",
+                           "muon", "novograd", "prodigy", "sam", "shampoo", "soap", "sophia",
+                           "vsgd"]
 
 
-@pytest.mark.parametrize("name", ACROSS_ELEMENTS)
+@pytest.mark.parametrize("name", NOT_FUSABLE)
 def test_a_rule_across_elements_is_refused_and_auto_keeps_it_per_tensor(name):
     """fuse=True raises NotFusable, before building anything; "auto" (which would fuse
     this many tensors) takes the per-tensor path, which computes what fuse=False does."""
-    kwargs = ALL_CASES[name]
+    kwargs = ROWS[name].cases[0]
+    assert not symopt.RULES[name](**kwargs).elementwise
     params = _many(symopt.fused.FUSE_MIN_TENSORS) + [
         pytensor.shared(np.linspace(-1, 1, 6).reshape(3, 2), name="M")]
     loss = _loss(params)
@@ -310,6 +311,27 @@ def test_a_rule_across_elements_is_refused_and_auto_keeps_it_per_tensor(name):
         results.append([p.get_value() for p in params])
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_rule_whose_state_is_not_parameter_shaped_is_not_fused():
+    """adagrad_window keeps a window per element: fuse=True refuses it before building
+    anything, "auto" keeps the per-tensor path, which follows the reference."""
+    name = "adagrad_window"
+    params = _many(10)
+    with pytest.raises(NotFusable, match="is not elementwise"):
+        symopt.RULES[name](_loss(params), params, learning_rate=0.1, fuse=True)
+    assert not symopt.RULES[name](learning_rate=0.1).elementwise
+    updates = symopt.RULES[name](_loss(params), params, learning_rate=0.1, fuse="auto")
+    step = pytensor.function([], [], updates=updates, mode="CVM")
+    assert not any(isinstance(n.op, FusedUpdate) for n in step.maker.fgraph.toposort())
+    reference = ROWS[name].reference([p.get_value() for p in params], learning_rate=0.1)
+    expected = [p.get_value() for p in params]
+    for _ in range(3):
+        step()
+        grads = [2 * (x - 0.5 * i) * (1 + i % 3) for i, x in enumerate(expected)]
+        expected = reference.step(expected, grads)
+    for p, e in zip(params, expected):
+        np.testing.assert_allclose(p.get_value(), e, rtol=1e-12)
 
 
 def test_a_transform_across_elements_is_not_fused():
@@ -414,3 +436,188 @@ def test_one_stateless_tensor(mode):
     for _ in range(3):
         expected = expected - np.float32(0.25) * g0
     np.testing.assert_array_equal(value, expected)
+
+
+# --------------------------------------------------------------------------------------
+# Memory safety: every call checks the shapes the buffers were laid out for
+# --------------------------------------------------------------------------------------
+
+# a Python-only mode: FusedUpdate.perform and FusedCheck.perform
+PY_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="fast_run")
+CHECK_MODES = [pytest.param("NUMBA", marks=numba_default), "CVM", pytest.param(PY_MODE, id="py")]
+
+
+def _adam_on_inputs(mode):
+    """Adam, fused, on W (3, 2) and b (2,) with gradients as inputs; one step taken."""
+    W = pytensor.shared(np.ones((3, 2)), name="W")
+    b = pytensor.shared(np.full(2, 0.5), name="b")
+    gW, gb = pt.dmatrix("gW"), pt.dvector("gb")
+    updates = symopt.adam([gW, gb], [W, b], 0.1, fuse=True)
+    step = pytensor.function([gW, gb], [], updates=updates, mode=mode)
+    step(np.ones((3, 2)), np.ones(2))
+    return W, b, updates, step
+
+
+def _values(updates):
+    return {k: np.copy(v.get_value()) for k, v in
+            symopt.get_state(updates, include_params=True).items()}
+
+
+def _assert_unchanged(updates, before):
+    after = _values(updates)
+    assert list(after) == list(before)
+    for key in before:
+        np.testing.assert_array_equal(after[key], before[key], err_msg=key)
+
+
+@pytest.mark.parametrize("mode", CHECK_MODES)
+def test_wrong_gradient_shapes_are_refused_and_change_nothing(mode):
+    """A gradient too short, too long, or of another shape with the same number of
+    dimensions: each read or wrote outside the buffers before; now each is refused before
+    anything is written, the step counter included."""
+    W, b, updates, step = _adam_on_inputs(mode)
+    before = _values(updates)
+    assert int(before["adam.t"]) == 1
+    cases = [
+        ((np.ones((3, 2)), np.ones(1)), r"the gradient of parameter 'b' has shape \(1,\); "
+                                        r"a gradient must have its parameter's shape, \(2,\)"),
+        ((np.ones((3, 2)), np.ones(4)), r"the gradient of parameter 'b' has shape \(4,\)"),
+        ((np.ones((1, 2)), np.ones(2)), r"the gradient of parameter 'W' has shape \(1, 2\); "
+                                        r"a gradient must have its parameter's shape, \(3, 2\)"),
+        ((np.ones((4, 2)), np.ones(2)), r"the gradient of parameter 'W' has shape \(4, 2\)"),
+    ]
+    for grads, message in cases:
+        with pytest.raises(ValueError, match=message):
+            step(*grads)
+        _assert_unchanged(updates, before)
+    step(np.ones((3, 2)), np.ones(2))  # and the function still works
+    assert int(symopt.get_state(updates)["adam.t"].get_value()) == 2
+
+
+@pytest.mark.parametrize("mode", CHECK_MODES)
+def test_a_parameter_given_a_new_shape_is_refused(mode):
+    """W.set_value() with a larger array wrote W over b's slice of the flat buffers and
+    past their end (exit 139); a smaller one left elements of the buffers stale."""
+    W, b, updates, step = _adam_on_inputs(mode)
+    for value in (np.ones((30, 2)), np.ones((2, 2))):
+        W.set_value(value)
+        before = _values(updates)
+        with pytest.raises(ValueError, match=rf"parameter 'W' has shape \({value.shape[0]}, 2\), "
+                                             r"but its fused update was built for shape \(3, 2\) "
+                                             r"\(its slot in the flat state buffers\)"):
+            step(np.ones(value.shape), np.ones(2))
+        _assert_unchanged(updates, before)
+
+
+@pytest.mark.parametrize("mode", CHECK_MODES)
+def test_a_state_buffer_of_another_length_is_refused(mode):
+    W, b, updates, step = _adam_on_inputs(mode)
+    [buffer] = [v for v, _ in updates if v.name == "fused_float64.m"]
+    buffer.set_value(np.zeros(5))
+    before = _values({v: e for v, e in updates if v is not buffer}.items())
+    with pytest.raises(ValueError, match=r"state buffer 'fused_float64.m' has shape \(5,\), but "
+                                         r"its fused update was built for shape \(8,\)"):
+        step(np.ones((3, 2)), np.ones(2))
+    _assert_unchanged({v: e for v, e in updates if v is not buffer}.items(), before)
+
+
+@pytest.mark.parametrize("mode", [pytest.param("NUMBA", marks=numba_default), "CVM"])
+def test_a_wrong_shape_in_a_later_chunk_changes_no_earlier_tensor(mode):
+    """Nodes of 16 tensors run one after the other; the group's check runs before all."""
+    params = _many(CHUNK + 2)
+    grads = [pt.dvector(f"g{i}") for i in range(len(params))]
+    updates = symopt.momentum(grads, params, 0.1, fuse=True)
+    step = pytensor.function(grads, [], updates=updates, mode=mode)
+    nodes = [n for n in step.maker.fgraph.toposort() if isinstance(n.op, FusedUpdate)]
+    assert len(nodes) == 2
+    step(*[np.ones(3)] * len(params))
+    before = _values(updates)
+    with pytest.raises(ValueError, match=rf"the gradient of parameter 'w{CHUNK + 1}' has "
+                                         r"shape \(2,\)"):
+        step(*[np.ones(3)] * (len(params) - 1), np.ones(2))
+    _assert_unchanged(updates, before)
+
+
+@pytest.mark.parametrize("mode", CHECK_MODES)
+def test_each_node_checks_its_own_tensors_too(mode):
+    """The node alone, without the group's check (as someone building it by hand would
+    use it), refuses a wrong gradient too: in its C code, its Numba code and perform."""
+    W = pytensor.shared(np.ones((3, 2)), name="W")
+    g = pt.dmatrix("g")
+    updates = symopt.sgd([g], [W], 0.1, fuse=True)
+    [node] = [e.owner for _, e in updates if e.owner is not None
+              and isinstance(e.owner.op, FusedUpdate)]
+    alone = node.op(*node.inputs[:-1], pt.constant(np.int8(0)))
+    step = pytensor.function([g], alone, mode=mode)
+    assert not any(isinstance(n.op, symopt.fused.FusedCheck)
+                   for n in step.maker.fgraph.toposort())
+    np.testing.assert_array_equal(step(np.ones((3, 2))), np.full((3, 2), 0.9))
+    with pytest.raises(ValueError, match=r"the gradient of parameter 'W' has shape \(2, 2\)"):
+        step(np.ones((2, 2)))
+    np.testing.assert_array_equal(W.get_value(), np.ones((3, 2)))
+
+
+def test_a_name_that_c_must_escape():
+    name = 'W"%s\\ é'  # a name C and Python must escape
+    W = pytensor.shared(np.ones((3, 2)), name=name)
+    g = pt.dmatrix("g")
+    updates = symopt.sgd([g], [W], 0.1, fuse=True)
+    step = pytensor.function([g], [], updates=updates, mode="CVM")
+    with pytest.raises(ValueError, match=re.escape(f"parameter {name!r} has shape (2, 2)")):
+        step(np.ones((2, 2)))
+
+
+# --------------------------------------------------------------------------------------
+# 0-d parameters
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [pytest.param("NUMBA", marks=numba_default), "CVM"])
+def test_zero_d_parameters_on_the_fused_path(mode):
+    """A 0-d parameter came back with shape (1,) from the fused Numba loop, and the next
+    step failed; a lone 0-d parameter (a group of one element) could not be fused at all.
+    Every rule, fuse=True on one 0-d parameter and "auto" on eight (which fuses them on
+    either backend), in one compiled function, against the NumPy transcriptions."""
+    n = symopt.fused.FUSE_MIN_TENSORS
+    inits = [0.5 + 0.25 * i for i in range(n)]
+    scales = [1.0 + i for i in range(n)]
+
+    def loss(ps):  # sum of (1 + i) (p_i - 0.1 i)^2: its gradient is 2 (1 + i) (p_i - 0.1 i)
+        return sum(c * (p - 0.1 * i) ** 2 for i, (c, p) in enumerate(zip(scales, ps)))
+
+    def grad(values):
+        return [np.asarray(2 * c * (v - 0.1 * i)) for i, (c, v) in
+                enumerate(zip(scales, values))]
+
+    runs, updates = {}, []
+    for name, kwargs in RULE_CASES.items():
+        rule = symopt.RULES[name]
+        one = [pytensor.shared(np.float64(inits[0]), name=f"{name}_one")]
+        auto = [pytensor.shared(np.float64(v), name=f"{name}_auto{i}") for i, v in
+                enumerate(inits)]
+        fused_one = rule(loss(one), one, **kwargs, fuse=True)
+        fused_auto = rule(loss(auto), auto, **kwargs, fuse="auto")
+        assert _fused(fused_one) and _fused(fused_auto)
+        for var, expr in fused_one + fused_auto:
+            assert var.type == expr.type, var.name
+        runs[name] = (one, auto)
+        updates += fused_one + fused_auto
+    step = pytensor.function([], [], updates=updates, mode=mode)
+    trajectories = {name: [] for name in runs}
+    for _ in range(STEPS):
+        step()
+        for name, (one, auto) in runs.items():
+            trajectories[name].append([p.get_value() for p in one + auto])
+    for name, kwargs in RULE_CASES.items():
+        expected_one = [np.asarray(inits[0])]
+        expected_auto = [np.asarray(v) for v in inits]
+        ref_one = ROWS[name].reference(expected_one, **kwargs)
+        ref_auto = ROWS[name].reference(expected_auto, **kwargs)
+        for k, got in enumerate(trajectories[name], 1):
+            expected_one = ref_one.step(expected_one, grad(expected_one)[:1])
+            expected_auto = ref_auto.step(expected_auto, grad(expected_auto))
+            for i, (value, expected) in enumerate(zip(got, expected_one + expected_auto)):
+                assert value.shape == () and value.dtype == np.float64, (name, k, i)
+                np.testing.assert_allclose(value, expected, rtol=1e-12, atol=1e-13,
+                                           err_msg=f"{name}, step {k}, parameter {i}")
+        assert got[0] != inits[0], name

@@ -17,6 +17,7 @@ from pytensor.tensor.elemwise import Elemwise
 
 import symopt
 from symopt.fused import FusedUpdate
+from symopt.lab import rulebook
 
 
 def _compiled(name, n_params, fuse, mode):
@@ -33,22 +34,52 @@ def _compiled(name, n_params, fuse, mode):
 
 PYTENSOR_3 = int(pytensor.__version__.split(".")[0]) >= 3
 MODES = ["NUMBA", "CVM"] if PYTENSOR_3 else ["CVM"]  # Numba is PyTensor 3's default
-ELEMENTWISE = sorted(n for n in symopt.RULES if symopt.RULES[n](learning_rate=0.1).elementwise)
+#: rules whose state update and parameter update are siblings (both read the old state,
+#: neither reads the other's result): PyTensor 3 fuses them into one loop with two outputs,
+#: PyTensor 2.38's fusion joins chains only, so there they stay two loops per parameter
+SIBLINGS = {"lion"}
+# the rules whose every transform is elementwise; adagrad_window keeps a window per element
+ELEMENTWISE = sorted(name for name, rule in symopt.RULES.items()
+                     if rule(learning_rate=0.1).elementwise)
 #: rules whose step looks across elements (norms, factored moments, matrix functions,
-#: Hessian-vector products): more than one loop per parameter, and no fused path
+#: Hessian-vector products, a window): more than one loop per parameter, and no fused path
 ACROSS = sorted(set(symopt.RULES) - set(ELEMENTWISE))
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_one_in_place_loop_per_parameter_and_no_float64(name, mode):
+    """One loop per parameter, in place. On the C VM a rule with per-parameter state gets
+    the vectorised loop with no flag: symopt.fused.rewrite swaps PyTensor's scalar C loop
+    for a one-tensor FusedUpdate at compile time."""
     fgraph = _compiled(name, 2, False, mode)
     loops = [n for n in fgraph.apply_nodes
              if isinstance(n.op, Elemwise) and n.outputs[0].type.broadcastable == (False,)]
-    assert len(loops) == 2, [str(n.op) for n in loops]
-    assert all(n.op.destroy_map for n in loops)
+    fused = [n for n in fgraph.apply_nodes if isinstance(n.op, FusedUpdate)]
+    per_parameter = 2 if name in SIBLINGS and not PYTENSOR_3 else 1
+    assert len(loops) + len(fused) == 2 * per_parameter, [str(n.op) for n in loops + fused]
+    assert all(n.op.destroy_map for n in loops + fused)
+    if mode == "CVM" and rulebook.ROWS[name].roles:
+        assert len(fused) == 2 and all(n.op.n_tensors == 1 and n.op.inplace for n in fused)
+    else:
+        assert not fused
     float64 = [v for v in fgraph.variables if getattr(v.type, "dtype", "") == "float64"]
     assert not float64, float64
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_adagrad_window_writes_its_window_in_place_and_keeps_float32(mode):
+    """The window's slot is written in place, the parameter's loop runs in place, and no
+    variable is float64 (the sum over the window accumulates in double inside its loop,
+    as PyTensor does for every float32 sum, and PyMC's too)."""
+    fgraph = _compiled("adagrad_window", 2, False, mode)
+    writes = [n for n in fgraph.apply_nodes if "SetSubtensor" in str(n.op)]
+    assert len(writes) == 2 and all(n.op.destroy_map for n in writes)
+    loops = [n for n in fgraph.apply_nodes
+             if isinstance(n.op, Elemwise) and n.outputs[0].type.broadcastable == (False,)
+             and n.op.destroy_map]
+    assert len(loops) == 2
+    assert not [v for v in fgraph.variables if getattr(v.type, "dtype", "") == "float64"]
 
 
 @pytest.mark.parametrize("name", ELEMENTWISE)

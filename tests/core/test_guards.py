@@ -88,3 +88,41 @@ def test_nothing_to_check_is_an_error():
     counter = pytensor.shared(np.int64(0))
     with pytest.raises(ValueError, match="no floating-point update"):
         symopt.skip_nonfinite([(counter, counter + 1)])
+
+
+@pytest.mark.parametrize("counter, message", [
+    (0, r"counter must be a shared variable holding an integer scalar .*got int"),
+    (pt.lscalar("n"), r"counter must be a shared variable .*got TensorVariable 'n'"),
+    (pytensor.shared(np.float64(0), name="f"), r"counter \(.*'f'\) must hold an integer "
+                                               r"scalar.*it holds a 0-d float64 tensor"),
+    (pytensor.shared(np.zeros(2, dtype="int64"), name="v"), r"it holds a 1-d int64 tensor"),
+])
+def test_a_counter_that_cannot_count_is_refused(counter, message):
+    """A Python int or a symbolic counter was accepted and failed later, in
+    pytensor.function; a float one counts inexactly."""
+    w = pytensor.shared(np.array([1.0]), name="w")
+    with pytest.raises(TypeError, match=message):
+        symopt.skip_nonfinite(symopt.sgd((w**2).sum(), [w], 0.1), counter)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_esgd_behind_the_guard():
+    """ESGD keeps a random generator, which has no dtype: the guard raised AttributeError.
+    Its tensors are guarded; the generator moves on at a skipped step."""
+    w = pytensor.shared(np.array([1.0, -2.0, 0.5]), name="w")
+    x = pt.dscalar("x")
+    loss = x * ((w**4).sum() + (w**2).sum())
+    updates, skips = symopt.skip_nonfinite(symopt.esgd(loss, [w], learning_rate=0.05, seed=3),
+                                           return_counter=True)
+    step = pytensor.function([x], [], updates=updates, mode="CVM")
+    state = symopt.get_state(updates, include_params=True)
+    step(1.0)
+    before = {k: np.copy(v.get_value()) for k, v in state.items()
+              if k not in ("esgd.rng", "nonfinite.skips")}
+    step(np.nan)
+    assert int(skips.get_value()) == 1
+    for key, value in before.items():
+        np.testing.assert_array_equal(state[key].get_value(), value, err_msg=key)
+    step(1.0)
+    assert int(state["esgd.t"].get_value()) == 2
+    assert np.all(np.isfinite(w.get_value())) and not np.array_equal(w.get_value(), before["w"])

@@ -47,7 +47,8 @@ def test_c_training_mode_computes_each_product_once():
 
 def test_default_backend_and_bad_backend():
     mode = symopt.fused.modes.training_mode()
-    assert type(mode.linker).__name__ == type(pytensor.compile.mode.get_default_mode().linker).__name__
+    default = pytensor.compile.mode.get_default_mode()
+    assert type(mode.linker).__name__ == type(default.linker).__name__
     with pytest.raises(ValueError, match="backend must be one of"):
         symopt.fused.modes.training_mode("gpu")
 
@@ -79,7 +80,8 @@ def test_configure_blas_sets_the_flags_it_finds(monkeypatch):
 def test_configure_blas_warns_when_there_is_none(monkeypatch):
     monkeypatch.setattr(symopt.fused.modes, "find_blas", lambda: "")
     with pytensor.config.change_flags(blas__ldflags=""):
-        with pytest.warns(symopt.fused.modes.NoBlasWarning, match="apt-get install libopenblas-dev"):
+        with pytest.warns(symopt.fused.modes.NoBlasWarning,
+                          match="apt-get install libopenblas-dev"):
             assert symopt.fused.modes.training_mode("c") is not None
         assert pytensor.config.blas__ldflags == ""
         with warnings.catch_warnings():

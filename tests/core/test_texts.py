@@ -19,7 +19,7 @@ import symopt
 from symopt.lab import reference
 from symopt.texts import blog, book
 
-from .toys import Quadratic, step_function, values
+from .toys import Quadratic, case_id, run_together, step_function, values
 
 STEPS = 12
 CLIP = 3.0
@@ -51,38 +51,48 @@ BOOK_CASES = [
 ]
 
 
+BLOG_CASES = [
+    ("sgd", {"learning_rate": 0.1}),
+    ("momentum", {"learning_rate": 0.05, "momentum": 0.7}),
+    ("nag", {"learning_rate": 0.05, "momentum": 0.7}),
+]
+
+
+def _text_trajectories(problem, module, cases, **fixed):
+    """Every case of ``module``'s forms stepped by one compiled function (one compilation
+    for all of them, as in ``test_trajectories.py``)."""
+    def build(case):
+        name, kwargs = case
+        params = problem.shared()
+        updates = getattr(module, name)(problem.loss(params), params, **fixed, **kwargs)
+        return params, list(dict(updates).items())
+
+    return run_together((module.__name__, tuple(map(case_id, cases))), cases, build, STEPS)
+
+
 @pytest.mark.parametrize("name, kwargs", BOOK_CASES)
 def test_book_form_matches_transcription(problem, name, kwargs):
-    params = problem.shared()
-    updates = getattr(book, name)(problem.loss(params), params, clip=CLIP, **kwargs)
-    step = step_function(updates)
+    trajectory = _text_trajectories(problem, book, BOOK_CASES, clip=CLIP)[case_id((name, kwargs))]
     ref = reference.BOOK[name](problem.initial(), clip=CLIP, **kwargs)
     expected = problem.initial()
-    for k in range(1, STEPS + 1):
-        step()
+    for k, got in enumerate(trajectory, 1):
         expected = ref.step(expected, problem.grad(expected))
-        assert_close(values(params), expected, f"step {k}")
+        assert_close(got, expected, f"step {k}")
     assert ref.clipped_steps > 0, "clip_norms never clipped"
     if name in ("sgd", "nag", "adagrad"):
         assert ref.clipped_steps < STEPS, "clip_norms always clipped"
 
 
-@pytest.mark.parametrize("name, kwargs", [
-    ("sgd", {"learning_rate": 0.1}),
-    ("momentum", {"learning_rate": 0.05, "momentum": 0.7}),
-    ("nag", {"learning_rate": 0.05, "momentum": 0.7}),
-])
+@pytest.mark.parametrize("name, kwargs", BLOG_CASES)
 def test_blog_form_matches_transcription(problem, name, kwargs):
     params = problem.shared()
-    updates = getattr(blog, name)(problem.loss(params), params, **kwargs)
-    assert isinstance(updates, dict)  # the script returns an OrderedDict
-    step = step_function(updates)
+    assert isinstance(getattr(blog, name)(problem.loss(params), params, **kwargs), dict)
+    trajectory = _text_trajectories(problem, blog, BLOG_CASES)[case_id((name, kwargs))]
     ref = reference.BLOG[name](problem.initial(), **kwargs)
     expected = problem.initial()
-    for k in range(1, STEPS + 1):
-        step()
+    for k, got in enumerate(trajectory, 1):
         expected = ref.step(expected, problem.grad(expected))
-        assert_close(values(params), expected, f"step {k}")
+        assert_close(got, expected, f"step {k}")
 
 
 # --------------------------------------------------------------------------------------

@@ -29,9 +29,10 @@ STEPS = 12
 RTOL, ATOL = 1e-12, 1e-13
 
 CASES = [(name, kwargs) for name, row in ROWS.items() for kwargs in row.cases]
-#: the fused path takes the elementwise rules; it refuses the others (test_fused.py)
-FUSED_CASES = [(name, kwargs) for name, kwargs in CASES
-               if symopt.RULES[name](**kwargs).elementwise]
+# the fused path takes the elementwise rules only (a row with ``fused=None`` is not)
+FUSED_CASES = [case for case in CASES if ROWS[case[0]].fused is not None]
+PATH_CASES = [pytest.param(case, False, id=f"{case_id(case)}-per-tensor") for case in CASES] + [
+    pytest.param(case, True, id=f"{case_id(case)}-fused") for case in FUSED_CASES]
 
 
 @pytest.fixture(scope="module")
@@ -81,16 +82,7 @@ def reference_for(problem, name, kwargs):
     return ref
 
 
-def _trajectory_cases():
-    """Every case per tensor, and fused where the rule is elementwise (the fused path
-    refuses the others, which test_fused.py checks)."""
-    for case in CASES:
-        for fuse in (False, True) if case in FUSED_CASES else (False,):
-            yield pytest.param(case, fuse,
-                               id=f"{case_id(case)}-{'fused' if fuse else 'per-tensor'}")
-
-
-@pytest.mark.parametrize("case, fuse", list(_trajectory_cases()))
+@pytest.mark.parametrize("case, fuse", PATH_CASES)
 def test_rule_follows_reference_trajectory(problem, case, fuse):
     name, kwargs = case
     trajectory = _trajectories(problem, fuse)[case_id(case)]

@@ -67,15 +67,22 @@ def test_rules(setting, name, kwargs):
     learning_rate = pytensor.shared(np.float64(0.01), name="lr")
     updates = symopt.RULES[name](loss, params, learning_rate=learning_rate, **kwargs)
     assert_exact_types(updates)
-    # and every state variable is shaped and typed like its parameter (or, for factored
-    # statistics and per-tensor scalars, of its dtype)
+    # and every state variable is shaped and typed like its parameter (a window of past
+    # values, adagrad_window's, has one more axis, of static length; factored statistics,
+    # per-tensor scalars and the Kronecker factors of Shampoo and SOAP only of its dtype)
     for var, _ in updates:
         tag = state_tag(var)
-        if tag is not None and tag.param is not None:
-            if tag.role in ROWS[name].unshaped:
-                assert var.dtype == tag.param.dtype, var.name
-            else:
-                assert var.type == tag.param.type, var.name
+        if tag is None or tag.param is None:
+            continue
+        param_type = tag.param.type
+        if tag.role == "window":
+            param_type = param_type.clone(shape=param_type.shape + var.type.shape[-1:])
+            assert var.type.shape[-1] is not None, var.name
+            assert var.type == param_type, var.name
+        elif tag.role in ROWS[name].unshaped:
+            assert var.dtype == tag.param.dtype, var.name
+        else:
+            assert var.type == param_type, var.name
 
 
 def test_rules_with_symbolic_float64_hyperparameters_and_gradients(setting):

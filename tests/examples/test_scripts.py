@@ -26,7 +26,7 @@ def png(path) -> bool:
     return nonempty(path) and Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 SCRIPTS = ["blog_toy", "blog_mlp", "slides_techniques", "course_note", "lecture_logreg",
-           "compare_rules"]
+           "compare_rules", "race_2d", "natural_family"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -86,10 +86,22 @@ def test_blog_mlp_trains_and_writes_everything(example, tmp_path):
     assert nonempty(tmp_path / "rules" / "blog.momentum.csv")
 
 
+def test_blog_mlp_modern_rules_train(example, tmp_path):
+    """Weight decay on the weights only, and Adam on a warm-up + cosine schedule."""
+    blog_mlp = example("blog_mlp")
+    result = blog_mlp.main(["--quick", "--data", "embedded", "--rules", "modern", "--epochs",
+                            "2", "--hidden", "32", "--n-train", "1000", "--out", str(tmp_path),
+                            "--no-progress"])
+    for history in result["groups"]["modern"].values():
+        assert history["train_loss"][-1] < history["train_loss"][0]
+        assert history.last("valid_accuracy") > 0.3  # ten classes: chance is 0.1; 20 steps
+
+
 def test_blog_mlp_rule_groups(example):
     blog_mlp = example("blog_mlp")
     assert blog_mlp.selected_groups("blog") == {"blog": ["blog.sgd", "blog.momentum", "blog.nag"]}
-    assert list(blog_mlp.selected_groups("all")) == ["blog", "book"]
+    assert list(blog_mlp.selected_groups("all")) == ["blog", "book", "modern"]
+    assert blog_mlp.learning_rate_for("modern.adam_warmup_cosine", None) == 1e-3
     assert blog_mlp.learning_rate_for("book.adadelta", None) == 1.0
     assert blog_mlp.learning_rate_for("blog.nag", None) == 0.01
     with pytest.raises(SystemExit):
@@ -130,13 +142,15 @@ def test_compare_rules_covers_every_form(example):
 def test_slides_techniques(example, tmp_path):
     slides = example("slides_techniques")
     result = slides.main(["--quick", "--data", "embedded", "--epochs", "2",
-                          "--only", "max-norm,clip by norm", "--out", str(tmp_path),
+                          "--only", "max-norm,clip by norm,accumulation", "--out", str(tmp_path),
                           "--no-progress"])
     small = {r["rule"]: r for r in result["results"]["small"]}
     assert small["gradient descent"]["valid_accuracy"] > 0.8  # three blobs, chance 1/3
     assert small["+ l1 (0.001)"]["sum_abs_weights"] < small["gradient descent"]["sum_abs_weights"]
-    [max_norm] = result["results"]["overfitting"]
+    max_norm, accumulated = result["results"]["overfitting"]
     assert max_norm["max_unit_norm"] <= 1.0 + 1e-4
+    assert accumulated["rule"] == "accumulation (4 x 100)"
+    assert accumulated["valid_accuracy"] > 0.2  # ten classes; a quarter of the steps
     [clipped] = result["results"]["gradients"]
     assert clipped["max_update_norm"] <= clipped["learning_rate"] * 1.0 * (1 + 1e-4)
     assert clipped["max_grad_norm"] > 1.0  # the clipping did something
@@ -191,3 +205,46 @@ def test_lecture_logreg(example, tmp_path, monkeypatch):
     for figure in ("minibatch.png", "fullbatch.png"):
         assert png(tmp_path / figure)
     assert nonempty(tmp_path / "results.md")
+
+
+def test_race_2d_paths_are_the_rules_steps(example, tmp_path):
+    race = example("race_2d")
+    result = race.main(["--surfaces", "valley,saddle", "--rules", "sgd,adam", "--steps", "30",
+                        "--frames", "3", "--out", str(tmp_path)])
+    # SGD's path on the valley is gradient descent, step by step
+    valley = race.SURFACES["valley"]
+    c, s = np.cos(race.ANGLE), np.sin(race.ANGLE)
+    rotation = np.array([[c, s], [-s, c]])
+    hessian = rotation.T @ np.diag([0.1, 10.0]) @ rotation
+    point, expected = np.array(valley.start), [np.array(valley.start)]
+    for _ in range(30):
+        point = point - valley.learning_rates["gradient"] * hessian @ point
+        expected.append(point)
+    path = result["results"]["valley"]["sgd"]
+    np.testing.assert_allclose(np.c_[path["x"], path["y"]], expected, rtol=1e-12, atol=1e-14)
+    # on the saddle SGD's y grows by (1 + 2 lr) a step; Adam's steps are ~lr whatever the
+    # gradient's size, so it leaves the saddle far sooner
+    saddle = result["results"]["saddle"]
+    assert saddle["sgd"]["y"][-1] == pytest.approx(1e-3 * 1.02 ** 30, rel=1e-12)
+    assert saddle["adam"]["y"][-1] > 0.25 > 10 * saddle["sgd"]["y"][-1]
+    rows = {(r["surface"], r["rule"]): r for r in result["rows"]}
+    assert rows[("valley", "sgd")]["final_distance"] == pytest.approx(np.hypot(*expected[-1]))
+    assert png(tmp_path / "race.png")
+    assert (tmp_path / "race.gif").read_bytes()[:6] == b"GIF89a"
+    assert nonempty(tmp_path / "race.md") and nonempty(tmp_path / "paths.json")
+
+
+def test_natural_family_mlp_part(example, tmp_path):
+    family = example("natural_family")
+    result = family.main(["--quick", "--parts", "mlp", "--methods", "adam,kfac,prong (sgd)",
+                          "--steps", "40", "--eval-every", "20", "--out", str(tmp_path)])
+    runs = result["mlp"]["results"]
+    for name, run in runs.items():
+        costs = run["curve"]["cost"]
+        assert len(costs) == 3 and costs[-1] < costs[0], name
+    assert runs["prong (sgd)"]["reparametrisations"] == 2  # T = 20: at steps 0 and 20
+    rows = {r["method"]: r for r in result["mlp"]["rows"]}
+    assert rows["adam"]["per_step_vs_adam"] == pytest.approx(1.0)
+    assert rows["kfac"]["ms_per_step"] > 0
+    assert png(tmp_path / "mlp.png") and nonempty(tmp_path / "mlp.md")
+    assert nonempty(tmp_path / "mlp_curves.json")

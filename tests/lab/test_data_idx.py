@@ -177,6 +177,21 @@ def test_load_mnist_dotted_names_unscaled_and_cut(tmp_path):
     assert d.test_y.shape == (3,)
 
 
+@pytest.mark.parametrize("kwargs", [{"n_train": -1}, {"n_test": -5}, {"n_train": 1.5},
+                                    {"n_train": True}, {"n_test": "10"}])
+def test_load_mnist_refuses_bad_counts(tmp_path, kwargs):
+    """n_train=-1 kept all but the last example (a slice [:-1]), silently."""
+    write_mnist(tmp_path)
+    (name, value), = kwargs.items()
+    message = rf"{name} must be None \(all examples\) or an integer >= 0, got {value!r}"
+    with pytest.raises(ValueError, match=message):
+        data.load_mnist(tmp_path, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        data.load_embedded_subset(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        data.load_mnist(**kwargs)
+
+
 def test_load_mnist_scales_255_to_1(tmp_path):
     write_mnist(tmp_path)
     image = np.full((1, 28, 28), 255, np.uint8)

@@ -267,7 +267,7 @@ def test_mlp_output_is_log_probabilities_and_modes_differ_only_with_dropout():
 def test_mlp_with_batchnorm_trains_and_updates_running_statistics():
     net = nn.MLP([4, 8, 3], batch_norm=True, seed=0)
     x, y = pt.matrix("x", dtype="float32"), pt.lvector("y")
-    loss = nn.categorical_crossentropy(net.output(x, training=True), y)
+    loss = nn.categorical_crossentropy_from_log_probs(net.output(x, training=True), y)
     step = pytensor.function([x, y], loss,
                              updates=symopt.sgd(loss, net.params, 0.1) + net.extra_updates)
     xv, yv = np.eye(3, 4, dtype="float32"), np.array([0, 1, 2])
@@ -280,19 +280,72 @@ def test_mlp_with_batchnorm_trains_and_updates_running_statistics():
 
 
 def test_categorical_crossentropy_with_labels_and_one_hot():
+    """Probabilities (Lasagne's convention) and log-probabilities, each its own function."""
     logits = np.array([[2.0, 0.5, -1.0], [0.0, 0.0, 3.0]])
     labels = np.array([0, 1])
-    lp = pt.matrix("lp")
+    lp, p = pt.matrix("lp"), pt.matrix("p")
     log_probs = np.log(_softmax(logits))
     expected = -(log_probs[0, 0] + log_probs[1, 1]) / 2
     y = pt.lvector("y")
-    assert nn.categorical_crossentropy(lp, y).eval({lp: log_probs, y: labels}) == \
-        pytest.approx(expected, rel=1e-12)
     t = pt.matrix("t")
-    assert nn.categorical_crossentropy(lp, t).eval({lp: log_probs, t: np.eye(3)[labels]}) == \
+    from_log = nn.categorical_crossentropy_from_log_probs
+    assert from_log(lp, y).eval({lp: log_probs, y: labels}) == pytest.approx(expected, rel=1e-12)
+    assert from_log(lp, t).eval({lp: log_probs, t: np.eye(3)[labels]}) == \
         pytest.approx(expected, rel=1e-12)
-    with pytest.raises(TypeError, match="must be integers"):
-        nn.categorical_crossentropy(lp, pt.vector("y"))
+    probs = _softmax(logits)
+    assert nn.categorical_crossentropy(p, y).eval({p: probs, y: labels}) == \
+        pytest.approx(expected, rel=1e-12)
+    assert nn.categorical_crossentropy(p, t).eval({p: probs, t: np.eye(3)[labels]}) == \
+        pytest.approx(expected, rel=1e-12)
+    for loss in (nn.categorical_crossentropy, from_log):
+        with pytest.raises(TypeError, match="must be integers"):
+            loss(lp, pt.vector("y"))
+
+
+def test_a_softmax_output_never_trains_on_the_wrong_loss():
+    """categorical_crossentropy took log-probabilities where Lasagne's takes
+    probabilities: a softmax output trained on a wrong loss, silently. Now each function
+    refuses the other's typical input, and each computes the right loss for its own."""
+    z = pt.matrix("z")
+    y = pt.lvector("y")
+    with pytest.raises(ValueError, match="takes log-probabilities, but these are the output of "
+                                         "softmax.*use categorical_crossentropy"):
+        nn.categorical_crossentropy_from_log_probs(pt.special.softmax(z, axis=-1), y)
+    with pytest.raises(ValueError, match="takes probabilities, but these are the output of "
+                                         "log_softmax.*categorical_crossentropy_from_log_probs"):
+        nn.categorical_crossentropy(pt.special.log_softmax(z, axis=-1), y)
+    # through a cast too, and from the MLP's own output layers
+    with pytest.raises(ValueError, match="output of softmax"):
+        nn.categorical_crossentropy_from_log_probs(
+            pt.cast(pt.special.softmax(z, axis=-1), "float32"), y)
+    x = pt.matrix("x", dtype="float32")
+    with pytest.raises(ValueError, match="output of log_softmax"):
+        nn.categorical_crossentropy(nn.MLP([4, 3], seed=0).output(x), y)
+    softmax_net = nn.MLP([4, 3], output_activation="softmax", seed=0)
+    with pytest.raises(ValueError, match="output of softmax"):
+        nn.categorical_crossentropy_from_log_probs(softmax_net.output(x), y)
+    xv, yv = np.eye(3, 4, dtype="float32"), np.array([0, 2, 1])
+    logits = nn.MLP([4, 3], seed=0).logits(x).eval({x: xv}).astype("float64")
+    expected = -np.log(_softmax(logits))[np.arange(3), yv].mean()
+    both = [nn.categorical_crossentropy(softmax_net.output(x), y),
+            nn.categorical_crossentropy_from_log_probs(nn.MLP([4, 3], seed=0).output(x), y)]
+    for loss in both:
+        assert float(loss.eval({x: xv, y: yv})) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("labels", [[0, 3], [-1, 1]], ids=["too-large", "negative"])
+def test_labels_outside_the_classes_are_refused(labels):
+    """A negative label picked a class from the end, silently; a label too large failed
+    deep in PyTensor's indexing."""
+    lp, p, y = pt.matrix("lp"), pt.matrix("p"), pt.lvector("y")
+    probs = np.full((2, 3), 1 / 3)
+    for x, loss, value in ((lp, nn.categorical_crossentropy_from_log_probs(lp, y), np.log(probs)),
+                           (p, nn.categorical_crossentropy(p, y), probs)):
+        f = pytensor.function([x, y], loss)
+        assert float(f(value, np.array([0, 2]))) == pytest.approx(np.log(3))
+        with pytest.raises(ValueError, match=r"class labels must be in \[0, n_classes\).*a "
+                                             r"target is outside the classes"):
+            f(value, np.array(labels))
 
 
 def test_binary_crossentropy_forms_agree_and_are_stable():

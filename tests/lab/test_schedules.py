@@ -149,3 +149,65 @@ def test_variable_dtype_and_name():
     assert s.variable.dtype == "float32" and s.variable.name == "lr"
     s.step()
     assert s.value == 0.1 and s.variable.get_value() == np.float32(0.1)
+
+
+# -- callbacks for fit loops (PyMC's pm.fit calls callback(approx, losses, i)) ----------
+
+
+def _drive(callback, losses):
+    """Call ``callback`` as pm.fit does after each iteration; the iteration it stopped at."""
+    seen = []
+    for i, loss in enumerate(losses, start=1):
+        seen.append(loss)
+        try:
+            callback(None, np.array(seen), i)
+        except StopIteration:
+            return i
+    return None
+
+
+def test_step_every_passes_the_window_mean_to_the_schedule():
+    lr = schedules.ReduceOnPlateau(1.0, factor=0.5, patience=1, min_delta=0.0)
+    callback = schedules.StepEvery(lr, every=2)
+    assert _drive(callback, [4.0, 2.0, 3.0, 3.0, 1.0, np.nan, 2.0]) is None
+    # windows (4, 2), (3, 3), (1, nan): means 3, 3 (flat: halve), 1 (NaN left out)
+    assert callback.history == [(2, 3.0, 1.0), (4, 3.0, 0.5), (6, 1.0, 0.5)]
+    assert float(lr.variable.get_value()) == 0.5
+
+
+def test_step_every_counts_windows_for_time_schedules():
+    lr = schedules.StepDecay(0.1, factor=0.1, every=2)
+    _drive(schedules.StepEvery(lr, every=10), np.ones(45))
+    assert lr.t == 4 and lr.value == pytest.approx(1e-3)
+
+
+def test_stop_on_plateau_stops_after_patience_flat_windows():
+    stop = schedules.StopOnPlateau(every=3, patience=2, min_delta=0.5)
+    losses = [9, 9, 9, 5, 5, 5, 4.8, 4.8, 4.8, 4.4, 4.4, 4.4, 1, 1, 1]
+    # windows: 9, 5 (better), 4.8 (not better by 0.5: one), 4.4 (better by 0.6: reset), 1
+    assert _drive(stop, losses) is None
+    assert [m for _, m in stop.history] == [9, 5, 4.8, 4.4, 1]
+    stop = schedules.StopOnPlateau(every=3, patience=2, min_delta=0.5)
+    assert _drive(stop, [9, 9, 9, 5, 5, 5, 4.8, 4.8, 4.8, 4.6, 4.6, 4.6, 1, 1, 1]) == 12
+    assert stop.stopped_at == 12 and stop.best == 5
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: schedules.StepEvery(0.1), "must be a symopt.schedules.Schedule"),
+    (lambda: schedules.StepEvery(schedules.Constant(0.1), every=0), "every must be"),
+    (lambda: schedules.StopOnPlateau(patience=0), "patience must be"),
+    (lambda: schedules.StopOnPlateau(min_delta=-1), "min_delta must be"),
+])
+def test_callbacks_refuse_bad_arguments(make, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "bool", "complex128"])
+def test_a_learning_rate_must_be_a_float(dtype):
+    """StepDecay(dtype="int64") held a learning rate of 0 (0.1 truncated)."""
+    with pytest.raises(ValueError, match=rf"dtype must be a floating-point dtype \(a learning "
+                                         rf"rate is a fraction\), got {dtype}"):
+        schedules.StepDecay(0.1, dtype=dtype)
+    with pytest.raises(ValueError, match="floating-point dtype"):
+        schedules.ReduceOnPlateau(0.1, dtype=dtype)

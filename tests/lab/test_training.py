@@ -255,6 +255,26 @@ def test_compile_train_step_with_updates_and_checks():
         training.compile_train_step([], loss, [w], symopt.sgd, metrics={"loss": loss})
 
 
+def test_compile_train_step_refuses_frozen_dropout_masks():
+    """Without net.extra_updates the dropout layer's generator never moved: every step
+    drew the same mask, and nothing said so."""
+    net = nn.MLP([4, 8, 3], dropout=0.5, seed=0)
+    x, y = pt.matrix("x", dtype="float32"), pt.lvector("y")
+    out = net.output(x, training=True)
+    loss = nn.categorical_crossentropy_from_log_probs(out, y)
+    with pytest.raises(ValueError, match=r"draws random numbers from 'hidden.dropout.rng' but "
+                                         r"no update advances it.*pass "
+                                         r"extra_updates=net.extra_updates"):
+        training.compile_train_step([x, y], loss, net.params, symopt.sgd(learning_rate=0.1),
+                                    monitor=False)
+    step = training.compile_train_step([x, y], loss, net.params, symopt.sgd(learning_rate=0.1),
+                                       monitor=False, extra_updates=net.extra_updates)
+    rng = net.layer("hidden.dropout").rng
+    before = rng.get_value().bit_generator.state
+    step(np.ones((2, 4), dtype="float32"), np.array([0, 1]))
+    assert rng.get_value().bit_generator.state != before
+
+
 def test_evaluator_batches_give_the_full_mean():
     x = pt.vector("x")
     evaluate = training.compile_evaluator([x], {"mean": x.mean(), "square": (x ** 2).mean()})
@@ -281,7 +301,7 @@ def build(net):
     x, y = pt.matrix("x", dtype="float32"), pt.lvector("y")
     train_out, test_out = net.output(x, training=True), net.output(x, training=False)
     evaluate = training.compile_evaluator(
-        [x, y], {"loss": nn.categorical_crossentropy(test_out, y),
+        [x, y], {"loss": nn.categorical_crossentropy_from_log_probs(test_out, y),
                  "accuracy": nn.accuracy(test_out, y)})
     return x, y, train_out, evaluate
 
@@ -292,7 +312,7 @@ def test_mlp_learns_fashion_mnist_with_sgd(fashion, tmp_path):
     x, y, out, evaluate = build(net)
     lr = schedules.ExponentialDecay(0.05, rate=0.8)
     step = training.compile_train_step(
-        [x, y], nn.categorical_crossentropy(out, y), net.params,
+        [x, y], nn.categorical_crossentropy_from_log_probs(out, y), net.params,
         symopt.sgd(learning_rate=lr.variable), metrics={"accuracy": nn.accuracy(out, y)},
         extra_updates=net.extra_updates)
     before = evaluate(x_te, y_te)["accuracy"]
@@ -316,7 +336,7 @@ def test_mlp_with_dropout_batchnorm_and_early_stopping(fashion):
     net = nn.MLP([784, 32, 10], dropout=0.2, batch_norm=True, seed=1)
     x, y, out, evaluate = build(net)
     step = training.compile_train_step(
-        [x, y], nn.categorical_crossentropy(out, y), net.params,
+        [x, y], nn.categorical_crossentropy_from_log_probs(out, y), net.params,
         symopt.momentum(learning_rate=0.02, momentum=0.9), extra_updates=net.extra_updates)
     stopper = training.EarlyStopping("valid_accuracy", mode="max", patience=1,
                                      params=net.variables)
@@ -328,3 +348,30 @@ def test_mlp_with_dropout_batchnorm_and_early_stopping(fashion):
     # The restored parameters and running statistics reproduce the best epoch's accuracy.
     assert evaluate(x_va, y_va)["accuracy"] == pytest.approx(stopper.best, abs=1e-6)
     assert stopper.best > 0.72
+
+
+def test_warm_up_runs_the_step_once_and_leaves_every_value_as_it_was():
+    """The first call (where Numba compiles) counts as compile time, and training then
+    starts from exactly the values it would have started from without the warm-up."""
+    rng = np.random.default_rng(3)
+    x_all = rng.normal(size=(20, 3))
+    y_all = rng.normal(size=20)
+
+    def build():
+        w = pytensor.shared(np.zeros(3), name="w")
+        x, y = pt.matrix("x"), pt.vector("y")
+        loss = ((x @ w - y) ** 2).mean()
+        return training.compile_train_step([x, y], loss, [w], symopt.adam(learning_rate=0.1))
+
+    warmed, cold = build(), build()
+    shared = warmed.function.get_shared()
+    before = [np.array(v.get_value()) for v in shared]
+    assert {v.name for v in shared} >= {"w", "w.m", "w.v", "adam.t"}
+    seconds = warmed.warm_up(x_all[:5], y_all[:5])
+    assert seconds >= 0.0
+    for variable, value in zip(shared, before, strict=True):
+        np.testing.assert_array_equal(variable.get_value(), value, err_msg=variable.name)
+    for _ in range(3):
+        assert warmed(x_all[:5], y_all[:5]) == cold(x_all[:5], y_all[:5])
+    np.testing.assert_array_equal(warmed.params[0].get_value(), cold.params[0].get_value())
+    assert not np.all(warmed.params[0].get_value() == 0.0)  # the steps did move w

@@ -130,7 +130,7 @@ def test_esgd_refreshes_the_estimate_only_every_few_steps():
     square = symopt.get_state(updates)["w.hv_mean_square"]
     step = pytensor.function([], [], updates=updates)
     changed = []
-    for t in range(1, 14):
+    for _ in range(1, 14):
         before = square.get_value().copy()
         step()
         changed.append(not np.array_equal(before, square.get_value()))

@@ -100,3 +100,41 @@ def test_a_chain_goes_to_pm_fit_as_it_is(observed):
 
     np.testing.assert_array_equal(chained.hist, _fit(observed, by_hand, n=300).hist)
     assert chained.hist[-50:].mean() < chained.hist[:10].mean() - 50
+
+
+# The combinators configured as trivially as they can be are their rule, exactly: this pins
+# that pm.fit drives them (values, not just running) and that their plumbing adds nothing.
+WRAPPED = {
+    "partition": lambda rule: symopt.partition({"all": rule}, labels=lambda p: "all"),
+    "masked": lambda rule: symopt.masked(rule, lambda p: True),
+    "multi_steps": lambda rule: symopt.multi_steps(rule, every=1),
+    "lookahead": lambda rule: symopt.lookahead(rule, sync_period=1, slow_step_size=1.0),
+}
+
+
+@pytest.fixture(scope="module")
+def plain_adam(observed):
+    return _fit(observed, symopt.adam(learning_rate=0.05), n=200).hist
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPED))
+def test_combinators_drive_advi_as_their_rule(observed, plain_adam, name):
+    approx = _fit(observed, WRAPPED[name](symopt.adam(learning_rate=0.05)), n=200)
+    if name == "multi_steps":
+        # the mean of one gradient, 0 + (g - 0) / 1, is g; but PyTensor fuses the gradient's
+        # last operations with it differently, which moves a few values by an ulp
+        np.testing.assert_allclose(approx.hist, plain_adam, rtol=1e-13)
+    else:
+        np.testing.assert_array_equal(approx.hist, plain_adam)
+
+
+def test_a_constant_in_graph_schedule_is_the_constant_rate(observed, plain_adam):
+    approx = _fit(observed, symopt.adam(learning_rate=symopt.schedules.constant(0.05)), n=200)
+    np.testing.assert_array_equal(approx.hist, plain_adam)
+
+
+def test_accumulation_in_pm_fit_steps_every_third_call(observed):
+    approx = _fit(observed, symopt.multi_steps(symopt.adam(learning_rate=0.05), every=3),
+                  n=1500)
+    assert np.all(np.isfinite(approx.hist))
+    assert approx.hist[-100:].mean() < approx.hist[:10].mean()
