@@ -200,11 +200,6 @@ class Updates(list):
             return NotImplemented
         return Updates(list(self) + list(other))
 
-    def __radd__(self, other):
-        if not isinstance(other, (list, tuple)):
-            return NotImplemented
-        return Updates(list(other) + list(self))
-
     def copy(self):
         return Updates(self)
 

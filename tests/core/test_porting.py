@@ -57,10 +57,16 @@ def test_updates_are_a_list_of_pairs(model):
     first = updates[0]
     assert isinstance(first, tuple) and first[0] is W
     assert updates[-1][0].name == "adam.t" and updates[np.int64(1)][0] is b
-    # slices and + keep the kind, on either side of a plain list
+    # slices and + keep the kind; a plain list on the left stays a plain list, so that
+    # `collected += rule(...)` extends the list in place, as for any list (a list held
+    # elsewhere too sees the pairs)
     assert type(updates[:2]) is symopt.Updates and updates[:2].keys() == [W, b]
-    assert type(updates + []) is symopt.Updates and type([] + updates) is symopt.Updates
-    assert updates + [] == list(updates)
+    assert type(updates + []) is symopt.Updates and updates + [] == list(updates)
+    assert type([] + updates) is list and [] + updates == list(updates)
+    groups = [([], [])]
+    collected = groups[-1][1]
+    collected += updates
+    assert groups[0][1] is collected and collected == list(updates)
 
 
 def test_updates_read_and_write_as_a_mapping(model):

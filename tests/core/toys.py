@@ -157,5 +157,7 @@ def run_together(key, cases, build, steps, ids=None, group_of=None):
 
 
 def case_id(case):
+    """A test id from a rule's name and hyperparameters (a function by its name, so the
+    id is the same in every process, as pytest-xdist needs)."""
     name, kwargs = case
-    return name + "".join(f"-{k}={v}" for k, v in kwargs.items())
+    return name + "".join(f"-{k}={getattr(v, '__name__', v)}" for k, v in kwargs.items())
