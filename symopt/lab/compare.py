@@ -107,6 +107,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--replot", action="store_true",
                         help="only redraw the figures of the run already in OUT (from its "
                              "comparison.json and histories/), without training")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the forms already run in OUT with the same data, network, "
+                             "epochs and learning rate (their histories/), and train only the "
+                             "others: a new rule, or the rest of an interrupted run")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress display (by default a bar on a terminal, one line "
                              "per epoch with elapsed time and ETA in a log)")
@@ -216,6 +220,24 @@ def replot(out: str | Path) -> None:
                   data_source=meta.get("data", ""))
 
 
+#: the settings a history made before they were recorded was made with
+_DEFAULT_SETTINGS = {"seed": 0, "batch_size": 100}
+
+
+def _kept_history(path: Path, settings: dict, epochs: int):
+    """The history at ``path`` if it was made with these ``settings`` and ``epochs``
+    (``--keep``), else None."""
+    from symopt.lab.history import History
+
+    if not path.exists():
+        return None
+    history = History.from_json(path)
+    meta = history.meta
+    same = all(meta.get(key, _DEFAULT_SETTINGS.get(key)) == value
+               for key, value in settings.items())
+    return history if same and len(history) == epochs else None
+
+
 def run(args: argparse.Namespace) -> dict:
     """Run the comparison with parsed options; return the histories by form, the rows,
     the output directory and the data (with ``--replot``, only redraw the figures)."""
@@ -237,18 +259,29 @@ def run(args: argparse.Namespace) -> dict:
     print(f"data: {data.describe()}; 784-{hidden}-10 tanh MLP, batch {args.batch_size}, "
           f"{epochs} epochs, {len(names)} forms", flush=True)
     histories, rows = {}, []
+    network = f"784-{hidden}-10 tanh"
     for i, name in enumerate(names, 1):
         lr = rates[name]
+        stem = "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
+        settings = {"data": data.source, "network": network, "learning_rate": lr,
+                    "seed": args.seed, "batch_size": args.batch_size}
+        kept = (_kept_history(out / "histories" / f"{stem}.json", settings, epochs)
+                if getattr(args, "keep", False) else None)
+        if kept is not None:
+            print(f"[{i}/{len(names)}] {name}: kept from {out / 'histories'}", flush=True)
+            histories[name] = kept
+            rows.append(kit.final_row(name, kept, group=group_of(name), learning_rate=lr,
+                                      compile_seconds=kept.meta.get("compile_seconds")))
+            continue
         print(f"[{i}/{len(names)}] {name}: learning rate {lr}", flush=True)
         net = nn.MLP([784, hidden, 10], activation="tanh", init="glorot_uniform",
                      seed=args.seed)
-        stem = "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
         history = kit.fit_classifier(
             net, kit.form_updates(name, lr), (data.x_train, data.y_train),
             valid_data=(data.x_valid, data.y_valid), test_data=(data.x_test, data.y_test),
             epochs=epochs, batch_size=args.batch_size, seed=args.seed,
             meta={"label": name, "rule": name, "group": group_of(name), "learning_rate": lr,
-                  "data": data.source, "network": f"784-{hidden}-10 tanh"},
+                  "data": data.source, "network": network},
             save_to=out / "histories" / stem, progress=not args.no_progress, log=None)
         histories[name] = history
         row = kit.final_row(name, history, group=group_of(name), learning_rate=lr,

@@ -25,6 +25,7 @@ own copy of the parameters), which costs one compilation for all of them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -323,7 +324,8 @@ class FormsRun:
             self.hyper[name] = form.hyperparameters(lr)
             self.params += params
             self.multipliers += multipliers
-        self.start += [(var, var.get_value().copy()) for var, _ in updates]
+        # (a deep copy: a rule's state may be a random generator, Sophia's probes')
+        self.start += [(var, copy.deepcopy(var.get_value())) for var, _ in updates]
         fn = pytensor.function(problem.inputs, outputs, updates=updates, mode=MODES[self.backend])
         self.functions.append((fn, keys))
 
@@ -347,7 +349,7 @@ class FormsRun:
         problem = self.problem
         steps = problem.steps if steps is None else steps
         for var, value in self.start:
-            var.set_value(value.copy())
+            var.set_value(copy.deepcopy(value))
         signs = np.random.default_rng(seed)
         values = {name: {} for name in self.names}
         for batch in problem.step_inputs(steps):
