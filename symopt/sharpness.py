@@ -137,7 +137,8 @@ def _sam(learning_rate=1e-2, rho=0.05, momentum=0.0, rule=None):
     >>> rule = symopt.sam(symopt.adam(learning_rate=0.1), rho=0.5)
     >>> rule  # doctest: +NORMALIZE_WHITESPACE
     sam(learning_rate=0.01, rho=0.5, momentum=0.0,
-        rule=adam(learning_rate=0.1, beta1=0.9, beta2=0.999, epsilon=1e-08))
+        rule=adam(learning_rate=0.1, beta1=0.9, beta2=0.999, epsilon=1e-08,
+                  epsilon_placement='after_correction'))
     """
     if rule is None:
         inner = scale_by_learning_rate(learning_rate)
