@@ -13,6 +13,7 @@ compiled function evaluates both gradients and takes the step.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Any, Protocol, cast, overload
 
 import pytensor
 import pytensor.tensor as pt
@@ -25,10 +26,34 @@ from symopt.rules import register
 from symopt.second_order.curvature import depends_on
 from symopt.transform import Transform, as_transform, chain, update_rule
 
+if TYPE_CHECKING:
+    from symopt._typing import Fuse, LearningRate, LossOrGrads, Params, Scalar, StepsFunction
+    from symopt._typing import UpdateRule as _UpdateRule
+    from symopt.transform import ConfiguredRule
+    from symopt.updates import Updates
+
+    class _SamRule(_UpdateRule, Protocol):
+        """:func:`sam` as type checkers see it: a rule that also takes its inner rule first."""
+
+        @overload
+        def __call__(self, loss_or_grads: Transform, params: None = None, *,
+                     fuse: Fuse = False, **hyperparameters: Any) -> ConfiguredRule: ...
+
+        @overload
+        def __call__(self, loss_or_grads: None = None, params: None = None,
+                     *hyperparameters: Any, fuse: Fuse = False,
+                     **named_hyperparameters: Any) -> ConfiguredRule: ...
+
+        @overload
+        def __call__(self, loss_or_grads: LossOrGrads | None, params: Params,
+                     *hyperparameters: Any, fuse: Fuse = False,
+                     **named_hyperparameters: Any) -> Updates: ...
+
+
 __all__ = ["sam", "sharpness_aware"]
 
 
-def sharpness_aware(rho=0.05):
+def sharpness_aware(rho: Scalar = 0.05) -> Transform:
     r"""Replace each gradient by the gradient at the adversarially perturbed point.
 
     .. math::
@@ -65,7 +90,8 @@ def sharpness_aware(rho=0.05):
     return Transform(transform, elementwise=False, name="sharpness_aware")
 
 
-def _sam(learning_rate=1e-2, rho=0.05, momentum=0.0, rule=None):
+def _sam(learning_rate: LearningRate = 1e-2, rho: Scalar = 0.05, momentum: Scalar = 0.0,
+         rule: Transform | StepsFunction | None = None) -> Transform:
     r"""Sharpness-aware minimisation (Foret et al., 2021): the step a rule takes from the
     gradient at the worst point of a small ball around the parameters.
 
@@ -160,7 +186,8 @@ _sam_rule = update_rule(_sam, needs_loss=True)
 
 
 @functools.wraps(_sam_rule)
-def sam(loss_or_grads=None, params=None, *args, **kwargs):
+def _sam_entry(loss_or_grads: Any = None, params: Any = None, *args: Any,
+               **kwargs: Any) -> Any:
     if isinstance(loss_or_grads, Transform):  # sam(rule, rho=...): the rule comes first
         if params is not None or args or "rule" in kwargs:
             raise TypeError("sam(rule, ...): give the other arguments by name, e.g. "
@@ -169,6 +196,7 @@ def sam(loss_or_grads=None, params=None, *args, **kwargs):
     return _sam_rule(loss_or_grads, params, *args, **kwargs)
 
 
+sam = cast("_SamRule", _sam_entry)
 sam.__signature__ = _sam_rule.__signature__
 sam.build, sam.needs_loss = _sam_rule.build, True
 register(sam, "gradient")
