@@ -13,7 +13,7 @@ compiled function evaluates both gradients and takes the step.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, Protocol, cast, overload
+from typing import TYPE_CHECKING, Any, cast
 
 import pytensor
 import pytensor.tensor as pt
@@ -27,28 +27,7 @@ from symopt.second_order.curvature import depends_on
 from symopt.transform import Transform, as_transform, chain, update_rule
 
 if TYPE_CHECKING:
-    from symopt._typing import Fuse, LearningRate, LossOrGrads, Params, Scalar, StepsFunction
-    from symopt._typing import UpdateRule as _UpdateRule
-    from symopt.transform import ConfiguredRule
-    from symopt.updates import Updates
-
-    class _SamRule(_UpdateRule, Protocol):
-        """:func:`sam` as type checkers see it: a rule that also takes its inner rule first."""
-
-        @overload
-        def __call__(self, loss_or_grads: Transform, params: None = None, *,
-                     fuse: Fuse = False, **hyperparameters: Any) -> ConfiguredRule: ...
-
-        @overload
-        def __call__(self, loss_or_grads: None = None, params: None = None,
-                     *hyperparameters: Any, fuse: Fuse = False,
-                     **named_hyperparameters: Any) -> ConfiguredRule: ...
-
-        @overload
-        def __call__(self, loss_or_grads: LossOrGrads | None, params: Params,
-                     *hyperparameters: Any, fuse: Fuse = False,
-                     **named_hyperparameters: Any) -> Updates: ...
-
+    from symopt._typing import LearningRate, Scalar, StepsFunction, UpdateRule
 
 __all__ = ["sam", "sharpness_aware"]
 
@@ -186,8 +165,7 @@ _sam_rule = update_rule(_sam, needs_loss=True)
 
 
 @functools.wraps(_sam_rule)
-def _sam_entry(loss_or_grads: Any = None, params: Any = None, *args: Any,
-               **kwargs: Any) -> Any:
+def sam(loss_or_grads: Any = None, params: Any = None, *args: Any, **kwargs: Any) -> Any:
     if isinstance(loss_or_grads, Transform):  # sam(rule, rho=...): the rule comes first
         if params is not None or args or "rule" in kwargs:
             raise TypeError("sam(rule, ...): give the other arguments by name, e.g. "
@@ -196,7 +174,8 @@ def _sam_entry(loss_or_grads: Any = None, params: Any = None, *args: Any,
     return _sam_rule(loss_or_grads, params, *args, **kwargs)
 
 
-sam = cast("_SamRule", _sam_entry)
-sam.__signature__ = _sam_rule.__signature__
-sam.build, sam.needs_loss = _sam_rule.build, True
-register(sam, "gradient")
+# (to a type checker, sam takes and returns Any: it also takes its inner rule first)
+_typed = cast("UpdateRule", sam)
+_typed.__signature__ = _sam_rule.__signature__
+_typed.build, _typed.needs_loss = _sam_rule.build, True
+register(_typed, "gradient")

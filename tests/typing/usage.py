@@ -51,7 +51,8 @@ kind: str = registered.kind
 expression = updates[w]
 step = pytensor.function([x], loss, updates=updates)
 
-# state: named arrays by key; saved and loaded with the updates
-state: dict[str, np.ndarray] = symopt.get_state(updates)
+# state: the state variables by name; saved and loaded with the updates
+names: list[str] = list(symopt.get_state(updates))
+symopt.save_state(updates, "checkpoint.npz")
 with_momentum: symopt.Updates = symopt.apply_momentum(symopt.sgd(loss, params, 0.1))
 guarded: symopt.Updates = symopt.skip_nonfinite(updates)
