@@ -8,8 +8,9 @@
 #                             cores (pytest-xdist).
 #   2. pymc      : .venv-pymc symopt with PyMC 5 (which pins PyTensor 2.38): the core
 #                             tests again on PyTensor 2.38, and the PyMC tests.
-#   3. checks    : .venv      ruff over the repository, and the documentation built with
-#                             every Sphinx warning an error (scripts/docs.sh).
+#   3. checks    : .venv      ruff over the repository, mypy over the library and
+#                             tests/typing (pyproject's [tool.mypy]), and the documentation
+#                             built with every Sphinx warning an error (scripts/docs.sh).
 #
 # Extra arguments go to stage 1's pytest, e.g. `bash scripts/test.sh --runslow` (adds the
 # image problems' recorded curves) or `bash scripts/test.sh -x -k adam`.
@@ -56,7 +57,7 @@ pymc() {
 }
 
 checks() {
-  venv .venv test,peers,docs "$TORCH" && .venv/bin/ruff check . \
+  venv .venv test,peers,docs "$TORCH" && .venv/bin/ruff check . && .venv/bin/mypy \
     && DOCS_PYTHON=.venv/bin/python bash scripts/docs.sh
 }
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytensor
@@ -32,6 +33,14 @@ from symopt._checks import (
 from symopt.state import param_state, rule_state, step_counter
 from symopt.step_schedules import StepSchedule
 from symopt.transform import Transform
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Literal
+
+    from pytensor.graph.basic import Variable
+
+    from symopt._typing import EpsilonPlacement, LearningRate, Scalar
 
 __all__ = [
     "add_decayed_weights",
@@ -72,23 +81,23 @@ def _elementwise(fn, name):
 
 
 
-def identity():
+def identity() -> Transform:
     """The transform that changes nothing."""
     return _elementwise(lambda s, p: s, "identity")
 
 
-def scale(factor):
+def scale(factor: Scalar) -> Transform:
     r"""Multiply every step by ``factor``: :math:`s \leftarrow c\, s`."""
     factor = Hyperparameter(factor, "factor")
     return _elementwise(lambda s, p: factor(p.dtype) * s, "scale")
 
 
-def negate():
+def negate() -> Transform:
     r"""Flip the sign of every step, :math:`s \leftarrow -s`; exact in floating point."""
     return _elementwise(lambda s, p: -s, "negate")
 
 
-def scale_by_learning_rate(learning_rate):
+def scale_by_learning_rate(learning_rate: LearningRate) -> Transform:
     r"""Turn gradient-like steps into descent steps: :math:`s \leftarrow -\eta\, s`.
 
     This is the one place where the sign is flipped. ``learning_rate`` may be a
@@ -112,13 +121,13 @@ def _scheduled_learning_rate(schedule):
     return Transform(transform, elementwise=True, name=f"scale_by_learning_rate({schedule!r})")
 
 
-def add_decayed_weights(weight_decay):
+def add_decayed_weights(weight_decay: Scalar) -> Transform:
     r"""Add the decoupled weight decay term: :math:`s \leftarrow s + \lambda\, \theta`."""
     weight_decay = Hyperparameter(weight_decay, "weight_decay", low=0)
     return _elementwise(lambda s, p: s + weight_decay(p.dtype) * p, "add_decayed_weights")
 
 
-def trace(decay=0.9, nesterov=False):
+def trace(decay: Scalar = 0.9, nesterov: bool = False) -> Transform:
     r"""A momentum trace of the steps (a velocity).
 
     .. math::
@@ -144,7 +153,7 @@ def trace(decay=0.9, nesterov=False):
     return Transform(transform, elementwise=True, name="trace")
 
 
-def scale_by_adagrad(epsilon=1e-6):
+def scale_by_adagrad(epsilon: Scalar = 1e-6) -> Transform:
     r"""Divide by the root of the summed squared gradients (Duchi et al., 2011).
 
     .. math::
@@ -169,7 +178,8 @@ def scale_by_adagrad(epsilon=1e-6):
     return Transform(transform, elementwise=True, name="scale_by_adagrad")
 
 
-def scale_by_adagrad_window(epsilon=0.1, n_win=10, learning_rate=None):
+def scale_by_adagrad_window(epsilon: Scalar = 0.1, n_win: int = 10,
+                            learning_rate: Scalar | None = None) -> Transform:
     r"""Adagrad over a window: divide by the root of the last ``n_win`` squared gradients.
 
     PyMC's ``adagrad_window`` (its default optimizer for ``pm.fit``): the sum of all
@@ -219,7 +229,7 @@ def scale_by_adagrad_window(epsilon=0.1, n_win=10, learning_rate=None):
     return Transform(transform, elementwise=False, name="scale_by_adagrad_window")
 
 
-def scale_by_rms(rho=0.9, epsilon=1e-6, centered=False):
+def scale_by_rms(rho: Scalar = 0.9, epsilon: Scalar = 1e-6, centered: bool = False) -> Transform:
     r"""Divide by a running root mean square of the gradients (Tieleman & Hinton, 2012).
 
     .. math::
@@ -252,7 +262,7 @@ def scale_by_rms(rho=0.9, epsilon=1e-6, centered=False):
     return Transform(transform, elementwise=True, name="scale_by_rms")
 
 
-def scale_by_adadelta(rho=0.95, epsilon=1e-6):
+def scale_by_adadelta(rho: Scalar = 0.95, epsilon: Scalar = 1e-6) -> Transform:
     r"""Scale by the ratio of running RMS of past updates and of gradients (Zeiler, 2012).
 
     .. math::
@@ -365,8 +375,10 @@ def _adam_family(rule, beta1, beta2, epsilon, direction):
     return Transform(transform, elementwise=True, name=f"scale_by_{rule}")
 
 
-def scale_by_adam(beta1=0.9, beta2=0.999, epsilon=1e-8, name="adam", eps_root=0.0, *,
-                  epsilon_placement="after_correction", learning_rate=None):
+def scale_by_adam(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 1e-8,
+                  name: str = "adam", eps_root: Scalar = 0.0, *,
+                  epsilon_placement: EpsilonPlacement = "after_correction",
+                  learning_rate: Scalar | None = None) -> Transform:
     r"""Adam's direction, Algorithm 1 of Kingma & Ba (2015).
 
     .. math::
@@ -416,8 +428,9 @@ def scale_by_adam(beta1=0.9, beta2=0.999, epsilon=1e-8, name="adam", eps_root=0.
     return _adam_family(name, beta1, beta2, epsilon, direction)
 
 
-def scale_by_adamax(beta1=0.9, beta2=0.999, epsilon=1e-8, *,
-                    epsilon_placement="after_correction", learning_rate=None):
+def scale_by_adamax(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 1e-8, *,
+                    epsilon_placement: EpsilonPlacement = "after_correction",
+                    learning_rate: Scalar | None = None) -> Transform:
     r"""AdaMax's direction, the infinity-norm Adam of Kingma & Ba (2015), Algorithm 2.
 
     .. math::
@@ -449,8 +462,9 @@ def scale_by_adamax(beta1=0.9, beta2=0.999, epsilon=1e-8, *,
     return _adam_family("adamax", beta1, beta2, epsilon, direction)
 
 
-def scale_by_amsgrad(beta1=0.9, beta2=0.999, epsilon=1e-8, *,
-                     epsilon_placement="after_correction", learning_rate=None):
+def scale_by_amsgrad(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 1e-8, *,
+                     epsilon_placement: EpsilonPlacement = "after_correction",
+                     learning_rate: Scalar | None = None) -> Transform:
     r"""AMSGrad's direction (Reddi et al., 2018), with Adam's bias correction.
 
     .. math::
@@ -479,7 +493,7 @@ def scale_by_amsgrad(beta1=0.9, beta2=0.999, epsilon=1e-8, *,
     return _adam_family("amsgrad", beta1, beta2, epsilon, direction)
 
 
-def scale_by_nadam(beta1=0.9, beta2=0.999, epsilon=1e-8):
+def scale_by_nadam(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 1e-8) -> Transform:
     r"""NAdam's direction: Adam with a Nesterov look-ahead on the first moment (Dozat, 2016).
 
     .. math::
@@ -499,7 +513,7 @@ def scale_by_nadam(beta1=0.9, beta2=0.999, epsilon=1e-8):
     return _adam_family("nadam", beta1, beta2, epsilon, direction)
 
 
-def scale_by_lion(beta1=0.9, beta2=0.99):
+def scale_by_lion(beta1: Scalar = 0.9, beta2: Scalar = 0.99) -> Transform:
     r"""Lion's direction: the sign of an interpolation of momentum and gradient.
 
     .. math::
@@ -525,7 +539,8 @@ def scale_by_lion(beta1=0.9, beta2=0.99):
     return Transform(transform, elementwise=True, name="scale_by_lion")
 
 
-def scale_by_rprop(initial_step=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
+def scale_by_rprop(initial_step: Scalar = 0.01, etas: tuple[Scalar, Scalar] = (0.5, 1.2),
+                   step_sizes: tuple[Scalar, Scalar] = (1e-6, 50.0)) -> Transform:
     r"""Rprop's step (Riedmiller & Braun, 1993), in the iRprop- form of ``torch.optim.Rprop``.
 
     Each element keeps its own step size :math:`\delta`, starting at ``initial_step``:
@@ -611,7 +626,7 @@ def _frobenius(x):
     return pt.sqrt(pt.sum(pt.sqr(x)))
 
 
-def scale_by_radam(beta1=0.9, beta2=0.999, epsilon=1e-8):
+def scale_by_radam(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 1e-8) -> Transform:
     r"""RAdam's direction (Liu et al., 2020): Adam's, rectified once its variance is known.
 
     .. math::
@@ -651,8 +666,9 @@ def scale_by_radam(beta1=0.9, beta2=0.999, epsilon=1e-8):
     return _counted("radam", direction)
 
 
-def scale_by_adafactor(learning_rate=1e-2, beta2_decay=-0.8, epsilon1=None, epsilon2=1e-3,
-                       d=1.0, weight_decay=0.0):
+def scale_by_adafactor(learning_rate: Scalar = 1e-2, beta2_decay: Scalar = -0.8,
+                       epsilon1: Scalar | None = None, epsilon2: Scalar = 1e-3, d: Scalar = 1.0,
+                       weight_decay: Scalar = 0.0) -> Transform:
     r"""Adafactor's step (Shazeer & Stern, 2018), in the form of ``torch.optim.Adafactor``.
 
     The second moment of a matrix (of the last two axes of a tensor) is kept factored,
@@ -716,7 +732,8 @@ def scale_by_adafactor(learning_rate=1e-2, beta2_decay=-0.8, epsilon1=None, epsi
     return _counted("adafactor", direction, elementwise=False)
 
 
-def scale_by_asgd(learning_rate=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0):
+def scale_by_asgd(learning_rate: Scalar = 1e-2, lambd: Scalar = 1e-4, alpha: Scalar = 0.75,
+                  t0: Scalar = 1e6, weight_decay: Scalar = 0.0) -> Transform:
     r"""Averaged SGD's step (Polyak & Juditsky, 1992), in the form of ``torch.optim.ASGD``.
 
     With :math:`k = t-1` the steps already taken:
@@ -773,10 +790,14 @@ def _newton_schulz(x, shape, coefficients, steps, epsilon):
     return x.T if rows > cols else x
 
 
-def scale_by_muon(learning_rate=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
-                  ns_coefficients=(3.4445, -4.7750, 2.0315), epsilon=1e-7, ns_steps=5,
-                  adjust_lr_fn=None, adam_learning_rate=None, adam_beta1=0.9,
-                  adam_beta2=0.999, adam_epsilon=1e-8, adam_weight_decay=0.0):
+def scale_by_muon(learning_rate: Scalar = 1e-3, weight_decay: Scalar = 0.1, momentum: Scalar = 0.95,
+                  nesterov: bool = True,
+                  ns_coefficients: tuple[Scalar, Scalar, Scalar] = (3.4445, -4.7750, 2.0315),
+                  epsilon: Scalar = 1e-7, ns_steps: int = 5,
+                  adjust_lr_fn: Literal["original", "match_rms_adamw"] | None = None,
+                  adam_learning_rate: Scalar | None = None, adam_beta1: Scalar = 0.9,
+                  adam_beta2: Scalar = 0.999, adam_epsilon: Scalar = 1e-8,
+                  adam_weight_decay: Scalar = 0.0) -> Transform:
     r"""Muon's step for matrices (Jordan et al., 2024), AdamW's for the other parameters.
 
     For a matrix of shape :math:`(A, B)`, in the form of ``torch.optim.Muon``:
@@ -850,7 +871,7 @@ def scale_by_muon(learning_rate=1e-3, weight_decay=0.1, momentum=0.95, nesterov=
     return _counted("muon", direction, elementwise=False)
 
 
-def scale_by_trust_ratio(trust_coefficient=1.0, epsilon=0.0):
+def scale_by_trust_ratio(trust_coefficient: Scalar = 1.0, epsilon: Scalar = 0.0) -> Transform:
     r"""Scale each parameter's step by its trust ratio, a layer-wise learning rate.
 
     .. math::
@@ -879,8 +900,8 @@ def scale_by_trust_ratio(trust_coefficient=1.0, epsilon=0.0):
     return Transform(transform, elementwise=False, name="scale_by_trust_ratio")
 
 
-def scale_by_yogi(beta1=0.9, beta2=0.999, epsilon=1e-3, initial_accumulator_value=1e-6,
-                  eps_root=0.0):
+def scale_by_yogi(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 1e-3,
+                  initial_accumulator_value: Scalar = 1e-6, eps_root: Scalar = 0.0) -> Transform:
     r"""Yogi's direction (Zaheer et al., 2018), in the form of optax's ``scale_by_yogi``.
 
     .. math::
@@ -917,7 +938,8 @@ def scale_by_yogi(beta1=0.9, beta2=0.999, epsilon=1e-3, initial_accumulator_valu
     return _counted("yogi", direction)
 
 
-def scale_by_adan(beta1=0.98, beta2=0.92, beta3=0.99, epsilon=1e-8, eps_root=1e-8):
+def scale_by_adan(beta1: Scalar = 0.98, beta2: Scalar = 0.92, beta3: Scalar = 0.99,
+                  epsilon: Scalar = 1e-8, eps_root: Scalar = 1e-8) -> Transform:
     r"""Adan's direction (Xie et al., 2022), as its paper and its authors' code compute it.
 
     With :math:`\Delta = g_t - g_{t-1}` (zero at the first step) and the betas of the
@@ -960,7 +982,8 @@ def scale_by_adan(beta1=0.98, beta2=0.92, beta3=0.99, epsilon=1e-8, eps_root=1e-
     return _counted("adan", direction)
 
 
-def scale_by_adabelief(beta1=0.9, beta2=0.999, epsilon=1e-16, eps_root=1e-16, nesterov=False):
+def scale_by_adabelief(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 1e-16,
+                       eps_root: Scalar = 1e-16, nesterov: bool = False) -> Transform:
     r"""AdaBelief's direction (Zhuang et al., 2020): Adam with the gradient's deviation
     from its mean, the "belief", in place of the gradient's square.
 
@@ -995,7 +1018,8 @@ def scale_by_adabelief(beta1=0.9, beta2=0.999, epsilon=1e-16, eps_root=1e-16, ne
     return _counted("adabelief", direction)
 
 
-def scale_by_novograd(beta1=0.9, beta2=0.25, epsilon=1e-6, eps_root=0.0, weight_decay=0.0):
+def scale_by_novograd(beta1: Scalar = 0.9, beta2: Scalar = 0.25, epsilon: Scalar = 1e-6,
+                      eps_root: Scalar = 0.0, weight_decay: Scalar = 0.0) -> Transform:
     r"""NovoGrad's direction (Ginsburg et al., 2019): a second moment per tensor.
 
     .. math::
@@ -1030,8 +1054,9 @@ def scale_by_novograd(beta1=0.9, beta2=0.25, epsilon=1e-6, eps_root=0.0, weight_
     return _counted("novograd", direction, elementwise=False)
 
 
-def scale_by_adopt(beta1=0.9, beta2=0.9999, epsilon=1e-6, nesterov=False, use_clipping=True,
-                   clip_value_fn=None):
+def scale_by_adopt(beta1: Scalar = 0.9, beta2: Scalar = 0.9999, epsilon: Scalar = 1e-6,
+                   nesterov: bool = False, use_clipping: bool = True,
+                   clip_value_fn: Callable[[Variable], Scalar] | None = None) -> Transform:
     r"""ADOPT's direction (Taniguchi et al., 2024): the gradient normalised by the second
     moment of the *earlier* gradients, then averaged.
 
@@ -1075,8 +1100,9 @@ def scale_by_adopt(beta1=0.9, beta2=0.9999, epsilon=1e-6, nesterov=False, use_cl
     return _counted("adopt", direction)
 
 
-def scale_by_ademamix(beta1=0.9, beta2=0.999, beta3=0.9999, alpha=5.0, epsilon=1e-8,
-                      eps_root=0.0):
+def scale_by_ademamix(beta1: Scalar = 0.9, beta2: Scalar = 0.999, beta3: Scalar = 0.9999,
+                      alpha: Scalar = 5.0, epsilon: Scalar = 1e-8,
+                      eps_root: Scalar = 0.0) -> Transform:
     r"""AdEMAMix's direction (Pagliardini, Ablin & Grangier, 2024): Adam's, plus a slow
     momentum that remembers gradients for thousands of steps.
 
@@ -1119,9 +1145,10 @@ def _upcast(params):
     return pytensor.scalar.upcast(*[p.dtype for p in params])
 
 
-def scale_by_schedule_free(learning_rate=1.0, warmup_steps=None, beta1=0.9, weight_decay=0.0,
-                           weight_lr_power=2.0, beta2=None, epsilon=1e-8,
-                           rule="schedule_free_sgd"):
+def scale_by_schedule_free(learning_rate: Scalar = 1.0, warmup_steps: int | None = None,
+                           beta1: Scalar = 0.9, weight_decay: Scalar = 0.0,
+                           weight_lr_power: Scalar = 2.0, beta2: Scalar | None = None,
+                           epsilon: Scalar = 1e-8, rule: str = "schedule_free_sgd") -> Transform:
     r"""The schedule-free step (Defazio et al., 2024), in the form of optax's
     ``schedule_free``: the parameters :math:`y` interpolate between the average
     :math:`x` and the base iterate :math:`z`.
@@ -1203,9 +1230,10 @@ def scale_by_schedule_free(learning_rate=1.0, warmup_steps=None, beta1=0.9, weig
     return Transform(transform, elementwise=True, name=f"scale_by_{rule}")
 
 
-def scale_by_prodigy(learning_rate=1.0, beta1=0.9, beta2=0.999, beta3=None, epsilon=1e-8,
-                     estim_lr0=1e-6, estim_lr_coef=1.0, weight_decay=0.0,
-                     safeguard_warmup=False):
+def scale_by_prodigy(learning_rate: Scalar = 1.0, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+                     beta3: Scalar | None = None, epsilon: Scalar = 1e-8, estim_lr0: Scalar = 1e-6,
+                     estim_lr_coef: Scalar = 1.0, weight_decay: Scalar = 0.0,
+                     safeguard_warmup: bool = False) -> Transform:
     r"""Prodigy's step (Mishchenko & Defazio, 2024): Adam with a learning rate :math:`d`
     estimated from the distance travelled, in the form of optax's ``prodigy``.
 

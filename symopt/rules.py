@@ -9,6 +9,8 @@ chained after gradient transforms.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 import numpy as np
 
 from symopt._checks import as_scalar, like_param, nonzero
@@ -43,7 +45,21 @@ from symopt.blocks import (
     trace,
 )
 from symopt.state import state_tag
-from symopt.transform import chain, update_rule
+from symopt.transform import Transform, chain, update_rule
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Literal
+
+    from pytensor.graph.basic import Variable
+
+    from symopt._typing import (
+        EpsilonPlacement,
+        LearningRate,
+        RegisteredRule,
+        Scalar,
+        UpdateRule,
+    )
 
 __all__ = [
     "KINDS",
@@ -91,31 +107,33 @@ KINDS = ("gradient", "adaptive", "unit")
 #: registry the lab's forms, the tests and the benchmarks read. Each rule carries
 #: ``rule.kind`` (one of :data:`KINDS`) and ``rule.stochastic`` (whether it suits noisy
 #: mini-batch gradients; Rprop, which acts on their signs, is a full-batch rule).
-RULES = {}
+RULES: dict[str, RegisteredRule] = {}
 
 
-def register(rule, kind, stochastic=True):
+def register(rule: UpdateRule, kind: str, stochastic: bool = True) -> RegisteredRule:
     """Enter ``rule`` (made by :func:`symopt.update_rule`) in :data:`RULES`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    rule.kind, rule.stochastic = kind, stochastic
-    RULES[rule.__name__] = rule
-    return rule
+    registered = cast("RegisteredRule", rule)
+    registered.kind, registered.stochastic = kind, stochastic
+    RULES[rule.__name__] = registered
+    return registered
 
 
-def _registered(kind, stochastic=True, needs_loss=False):
+def _registered(kind: str, stochastic: bool = True, needs_loss: bool = False
+                ) -> Callable[[Callable[..., Transform]], RegisteredRule]:
     """:func:`symopt.update_rule`, and an entry in :data:`RULES`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
-    def make(build):
+    def make(build: Callable[..., Transform]) -> RegisteredRule:
         return register(update_rule(build, needs_loss=needs_loss), kind, stochastic)
 
     return make
 
 
 @_registered("gradient")
-def sgd(learning_rate=1e-3):
+def sgd(learning_rate: LearningRate = 1e-3) -> Transform:
     r"""Stochastic gradient descent.
 
     .. math:: \theta \leftarrow \theta - \eta\, g
@@ -161,7 +179,7 @@ def sgd(learning_rate=1e-3):
 
 
 @_registered("gradient")
-def momentum(learning_rate=1e-3, momentum=0.9):
+def momentum(learning_rate: LearningRate = 1e-3, momentum: Scalar = 0.9) -> Transform:
     r"""SGD with classical momentum (Polyak, 1964), as in Lasagne and PyMC.
 
     .. math::
@@ -214,7 +232,7 @@ def momentum(learning_rate=1e-3, momentum=0.9):
 
 
 @_registered("gradient")
-def nesterov_momentum(learning_rate=1e-3, momentum=0.9):
+def nesterov_momentum(learning_rate: LearningRate = 1e-3, momentum: Scalar = 0.9) -> Transform:
     r"""SGD with Nesterov's accelerated gradient, in the form of Sutskever et al. (2013).
 
     The look-ahead is folded into the parameter (Bengio et al., 2013), so the gradient is
@@ -276,7 +294,7 @@ def nesterov_momentum(learning_rate=1e-3, momentum=0.9):
 
 
 @_registered("adaptive")
-def adagrad(learning_rate=1.0, epsilon=1e-6):
+def adagrad(learning_rate: LearningRate = 1.0, epsilon: Scalar = 1e-6) -> Transform:
     r"""Adagrad (Duchi et al., 2011), epsilon inside the root as in Lasagne and PyMC.
 
     .. math::
@@ -327,7 +345,8 @@ def adagrad(learning_rate=1.0, epsilon=1e-6):
 
 
 @_registered("adaptive")
-def adagrad_window(learning_rate=1e-3, epsilon=0.1, n_win=10):
+def adagrad_window(learning_rate: Scalar = 1e-3, epsilon: Scalar = 0.1,
+                   n_win: int = 10) -> Transform:
     r"""Adagrad over a window of the last ``n_win`` squared gradients: PyMC's ``adagrad_window``.
 
     .. math::
@@ -396,7 +415,8 @@ def adagrad_window(learning_rate=1e-3, epsilon=0.1, n_win=10):
 
 
 @_registered("adaptive")
-def rmsprop(learning_rate=1.0, rho=0.9, epsilon=1e-6, momentum=0.0, centered=False):
+def rmsprop(learning_rate: LearningRate = 1.0, rho: Scalar = 0.9, epsilon: Scalar = 1e-6,
+            momentum: Scalar = 0.0, centered: bool = False) -> Transform:
     r"""RMSProp (Tieleman & Hinton, 2012), optionally with momentum and centred.
 
     .. math::
@@ -468,7 +488,8 @@ def rmsprop(learning_rate=1.0, rho=0.9, epsilon=1e-6, momentum=0.0, centered=Fal
 
 
 @_registered("unit")
-def adadelta(learning_rate=1.0, rho=0.95, epsilon=1e-6):
+def adadelta(learning_rate: LearningRate = 1.0, rho: Scalar = 0.95,
+             epsilon: Scalar = 1e-6) -> Transform:
     r"""AdaDelta (Zeiler, 2012), as in Lasagne, PyMC and the book.
 
     .. math::
@@ -524,8 +545,9 @@ def adadelta(learning_rate=1.0, rho=0.95, epsilon=1e-6):
 
 
 @_registered("adaptive")
-def adam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
-         epsilon_placement="after_correction"):
+def adam(learning_rate: LearningRate = 1e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+         epsilon: Scalar = 1e-8, *,
+         epsilon_placement: EpsilonPlacement = "after_correction") -> Transform:
     r"""Adam (Kingma & Ba, 2015), Algorithm 1 of the paper, or its "efficient" form.
 
     .. math::
@@ -625,16 +647,17 @@ def adam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
     after_correction [0.990099]
     before_correction [0.992403]
     """
-    if epsilon_placement == "before_correction":
+    if epsilon_placement == "before_correction":  # refuses a StepSchedule, and says so
         return scale_by_adam(beta1, beta2, epsilon, epsilon_placement=epsilon_placement,
-                             learning_rate=learning_rate)
+                             learning_rate=learning_rate)  # type: ignore[arg-type]
     return chain(scale_by_adam(beta1, beta2, epsilon, epsilon_placement=epsilon_placement),
                  scale_by_learning_rate(learning_rate))
 
 
 @_registered("adaptive")
-def adamax(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
-           epsilon_placement="after_correction"):
+def adamax(learning_rate: LearningRate = 2e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+           epsilon: Scalar = 1e-8, *,
+           epsilon_placement: EpsilonPlacement = "after_correction") -> Transform:
     r"""AdaMax (Kingma & Ba, 2015, section 7.1), as in Lasagne, PyMC and the lecture.
 
     .. math::
@@ -700,16 +723,17 @@ def adamax(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
     >>> w.get_value().round(6)
     array([ 0.715499, -1.707648])
     """
-    if epsilon_placement == "before_correction":
+    if epsilon_placement == "before_correction":  # refuses a StepSchedule, and says so
         return scale_by_adamax(beta1, beta2, epsilon, epsilon_placement=epsilon_placement,
-                               learning_rate=learning_rate)
+                               learning_rate=learning_rate)  # type: ignore[arg-type]
     return chain(scale_by_adamax(beta1, beta2, epsilon, epsilon_placement=epsilon_placement),
                  scale_by_learning_rate(learning_rate))
 
 
 @_registered("adaptive")
-def amsgrad(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
-            epsilon_placement="after_correction"):
+def amsgrad(learning_rate: LearningRate = 1e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+            epsilon: Scalar = 1e-8, *,
+            epsilon_placement: EpsilonPlacement = "after_correction") -> Transform:
     r"""AMSGrad (Reddi et al., 2018): Adam whose second moment never decreases.
 
     .. math::
@@ -773,15 +797,16 @@ def amsgrad(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, *,
     >>> w.get_value().round(6)
     array([ 0.701586, -1.700623])
     """
-    if epsilon_placement == "before_correction":
+    if epsilon_placement == "before_correction":  # refuses a StepSchedule, and says so
         return scale_by_amsgrad(beta1, beta2, epsilon, epsilon_placement=epsilon_placement,
-                                learning_rate=learning_rate)
+                                learning_rate=learning_rate)  # type: ignore[arg-type]
     return chain(scale_by_amsgrad(beta1, beta2, epsilon, epsilon_placement=epsilon_placement),
                  scale_by_learning_rate(learning_rate))
 
 
 @_registered("adaptive")
-def nadam(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+def nadam(learning_rate: LearningRate = 2e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+          epsilon: Scalar = 1e-8) -> Transform:
     r"""NAdam (Dozat, 2016): Adam with Nesterov momentum, constant :math:`\beta_1`.
 
     .. math::
@@ -838,7 +863,8 @@ def nadam(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
 
 
 @_registered("adaptive")
-def adamw(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay=1e-2):
+def adamw(learning_rate: LearningRate = 1e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+          epsilon: Scalar = 1e-8, weight_decay: Scalar = 1e-2) -> Transform:
     r"""AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay.
 
     .. math::
@@ -900,7 +926,8 @@ def adamw(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay
 
 
 @_registered("adaptive", stochastic=False)
-def rprop(learning_rate=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
+def rprop(learning_rate: Scalar = 0.01, etas: tuple[Scalar, Scalar] = (0.5, 1.2),
+          step_sizes: tuple[Scalar, Scalar] = (1e-6, 50.0)) -> Transform:
     r"""Rprop (Riedmiller & Braun, 1993), the iRprop- form of ``torch.optim.Rprop``.
 
     Each element moves by its own step size :math:`\delta` against the sign of its
@@ -970,7 +997,8 @@ def rprop(learning_rate=0.01, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0)):
 
 
 @_registered("adaptive")
-def lion(learning_rate=1e-4, beta1=0.9, beta2=0.99, weight_decay=1e-3):
+def lion(learning_rate: LearningRate = 1e-4, beta1: Scalar = 0.9, beta2: Scalar = 0.99,
+         weight_decay: Scalar = 1e-3) -> Transform:
     r"""Lion, "EvoLved Sign Momentum" (Chen et al., 2023): the sign of a momentum.
 
     .. math::
@@ -1040,8 +1068,9 @@ def lion(learning_rate=1e-4, beta1=0.9, beta2=0.99, weight_decay=1e-3):
 
 
 @_registered("adaptive")
-def radam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay=0.0,
-          decoupled_weight_decay=False):
+def radam(learning_rate: LearningRate = 1e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+          epsilon: Scalar = 1e-8, weight_decay: Scalar = 0.0,
+          decoupled_weight_decay: bool = False) -> Transform:
     r"""RAdam (Liu et al., 2020): Adam whose adaptive step is rectified for its variance,
     and plain momentum SGD while that variance is unknown.
 
@@ -1115,8 +1144,9 @@ def radam(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay
 
 
 @_registered("adaptive")
-def adafactor(learning_rate=1e-2, beta2_decay=-0.8, epsilon1=None, epsilon2=1e-3, d=1.0,
-              weight_decay=0.0):
+def adafactor(learning_rate: Scalar = 1e-2, beta2_decay: Scalar = -0.8,
+              epsilon1: Scalar | None = None, epsilon2: Scalar = 1e-3, d: Scalar = 1.0,
+              weight_decay: Scalar = 0.0) -> Transform:
     r"""Adafactor (Shazeer & Stern, 2018): a second moment in sublinear memory, steps
     relative to the parameters' scale, in the form of ``torch.optim.Adafactor``.
 
@@ -1196,7 +1226,8 @@ def adafactor(learning_rate=1e-2, beta2_decay=-0.8, epsilon1=None, epsilon2=1e-3
 
 
 @_registered("gradient")
-def asgd(learning_rate=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0):
+def asgd(learning_rate: Scalar = 1e-2, lambd: Scalar = 1e-4, alpha: Scalar = 0.75, t0: Scalar = 1e6,
+         weight_decay: Scalar = 0.0) -> Transform:
     r"""Averaged SGD (Polyak & Juditsky, 1992), in the form of ``torch.optim.ASGD``: SGD
     with a decaying step, and a running average of the parameters.
 
@@ -1267,10 +1298,14 @@ def asgd(learning_rate=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0):
 
 
 @_registered("adaptive")
-def muon(learning_rate=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
-         ns_coefficients=(3.4445, -4.7750, 2.0315), epsilon=1e-7, ns_steps=5,
-         adjust_lr_fn=None, adam_learning_rate=None, adam_beta1=0.9, adam_beta2=0.999,
-         adam_epsilon=1e-8, adam_weight_decay=0.0):
+def muon(learning_rate: Scalar = 1e-3, weight_decay: Scalar = 0.1, momentum: Scalar = 0.95,
+         nesterov: bool = True,
+         ns_coefficients: tuple[Scalar, Scalar, Scalar] = (3.4445, -4.7750, 2.0315),
+         epsilon: Scalar = 1e-7, ns_steps: int = 5,
+         adjust_lr_fn: Literal["original", "match_rms_adamw"] | None = None,
+         adam_learning_rate: Scalar | None = None, adam_beta1: Scalar = 0.9,
+         adam_beta2: Scalar = 0.999, adam_epsilon: Scalar = 1e-8,
+         adam_weight_decay: Scalar = 0.0) -> Transform:
     r"""Muon (Jordan et al., 2024): the momentum of a matrix, orthogonalised; AdamW for
     every parameter that is not a matrix.
 
@@ -1366,8 +1401,8 @@ def muon(learning_rate=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
 
 
 @_registered("adaptive")
-def lamb(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-6, eps_root=0.0,
-         weight_decay=0.0):
+def lamb(learning_rate: LearningRate = 1e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+         epsilon: Scalar = 1e-6, eps_root: Scalar = 0.0, weight_decay: Scalar = 0.0) -> Transform:
     r"""LAMB (You et al., 2020): AdamW's direction, scaled per tensor to the tensor's norm.
 
     .. math::
@@ -1431,8 +1466,9 @@ def lamb(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-6, eps_root=0.0,
 
 
 @_registered("unit")
-def lars(learning_rate=1.0, weight_decay=0.0, trust_coefficient=1e-3, epsilon=0.0,
-         momentum=0.9, nesterov=False):
+def lars(learning_rate: LearningRate = 1.0, weight_decay: Scalar = 0.0,
+         trust_coefficient: Scalar = 1e-3, epsilon: Scalar = 0.0, momentum: Scalar = 0.9,
+         nesterov: bool = False) -> Transform:
     r"""LARS (You, Gitman & Ginsburg, 2017): momentum SGD with a learning rate per tensor,
     proportional to the ratio of the tensor's norm to its gradient's.
 
@@ -1500,8 +1536,9 @@ def lars(learning_rate=1.0, weight_decay=0.0, trust_coefficient=1e-3, epsilon=0.
 
 
 @_registered("adaptive")
-def yogi(learning_rate=1e-2, beta1=0.9, beta2=0.999, epsilon=1e-3,
-         initial_accumulator_value=1e-6, eps_root=0.0):
+def yogi(learning_rate: LearningRate = 1e-2, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+         epsilon: Scalar = 1e-3, initial_accumulator_value: Scalar = 1e-6,
+         eps_root: Scalar = 0.0) -> Transform:
     r"""Yogi (Zaheer et al., 2018): Adam whose second moment moves additively, by at most
     :math:`(1-\beta_2) g^2` per step, so that it forgets a large past more slowly.
 
@@ -1566,8 +1603,9 @@ def yogi(learning_rate=1e-2, beta1=0.9, beta2=0.999, epsilon=1e-3,
 
 
 @_registered("adaptive")
-def adan(learning_rate=1e-3, beta1=0.98, beta2=0.92, beta3=0.99, epsilon=1e-8, eps_root=1e-8,
-         weight_decay=0.0):
+def adan(learning_rate: LearningRate = 1e-3, beta1: Scalar = 0.98, beta2: Scalar = 0.92,
+         beta3: Scalar = 0.99, epsilon: Scalar = 1e-8, eps_root: Scalar = 1e-8,
+         weight_decay: Scalar = 0.0) -> Transform:
     r"""Adan (Xie et al., 2022): Adam with Nesterov momentum estimated from the difference
     of successive gradients.
 
@@ -1643,8 +1681,9 @@ def adan(learning_rate=1e-3, beta1=0.98, beta2=0.92, beta3=0.99, epsilon=1e-8, e
 
 
 @_registered("adaptive")
-def adabelief(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-16, eps_root=1e-16,
-              nesterov=False):
+def adabelief(learning_rate: LearningRate = 1e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+              epsilon: Scalar = 1e-16, eps_root: Scalar = 1e-16,
+              nesterov: bool = False) -> Transform:
     r"""AdaBelief (Zhuang et al., 2020): Adam that divides by the spread of the gradient
     around its running mean (the "belief" in it) instead of its magnitude.
 
@@ -1708,8 +1747,9 @@ def adabelief(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-16, eps_roo
 
 
 @_registered("adaptive")
-def novograd(learning_rate=1e-3, beta1=0.9, beta2=0.25, epsilon=1e-6, eps_root=0.0,
-             weight_decay=0.0):
+def novograd(learning_rate: LearningRate = 1e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.25,
+             epsilon: Scalar = 1e-6, eps_root: Scalar = 0.0,
+             weight_decay: Scalar = 0.0) -> Transform:
     r"""NovoGrad (Ginsburg et al., 2019): momentum on gradients normalised by a running
     average of each tensor's squared norm (one second moment per tensor).
 
@@ -1773,8 +1813,9 @@ def novograd(learning_rate=1e-3, beta1=0.9, beta2=0.25, epsilon=1e-6, eps_root=0
 
 
 @_registered("adaptive")
-def adopt(learning_rate=1e-3, beta1=0.9, beta2=0.9999, epsilon=1e-6, nesterov=False,
-          use_clipping=True, clip_value_fn=None):
+def adopt(learning_rate: LearningRate = 1e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.9999,
+          epsilon: Scalar = 1e-6, nesterov: bool = False, use_clipping: bool = True,
+          clip_value_fn: Callable[[Variable], Scalar] | None = None) -> Transform:
     r"""ADOPT (Taniguchi et al., 2024): Adam with the gradient normalised by the second
     moment of the earlier gradients, before the momentum; it converges for any
     :math:`\beta_2`.
@@ -1842,8 +1883,9 @@ def adopt(learning_rate=1e-3, beta1=0.9, beta2=0.9999, epsilon=1e-6, nesterov=Fa
 
 
 @_registered("adaptive")
-def ademamix(learning_rate=1e-3, beta1=0.9, beta2=0.999, beta3=0.9999, alpha=5.0,
-             epsilon=1e-8, eps_root=0.0, weight_decay=0.0):
+def ademamix(learning_rate: LearningRate = 1e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+             beta3: Scalar = 0.9999, alpha: Scalar = 5.0, epsilon: Scalar = 1e-8,
+             eps_root: Scalar = 0.0, weight_decay: Scalar = 0.0) -> Transform:
     r"""AdEMAMix (Pagliardini, Ablin & Grangier, 2024): AdamW plus a second, slow
     momentum that keeps gradients of thousands of steps ago.
 
@@ -1910,8 +1952,9 @@ def ademamix(learning_rate=1e-3, beta1=0.9, beta2=0.999, beta3=0.9999, alpha=5.0
 
 
 @_registered("gradient")
-def schedule_free_sgd(learning_rate=1.0, warmup_steps=None, beta1=0.9, weight_decay=0.0,
-                      weight_lr_power=2.0):
+def schedule_free_sgd(learning_rate: Scalar = 1.0, warmup_steps: int | None = None,
+                      beta1: Scalar = 0.9, weight_decay: Scalar = 0.0,
+                      weight_lr_power: Scalar = 2.0) -> Transform:
     r"""Schedule-free SGD (Defazio et al., 2024): no learning-rate schedule, an average of
     the iterates instead, where the gradients are taken at an interpolation.
 
@@ -1985,8 +2028,9 @@ def schedule_free_sgd(learning_rate=1.0, warmup_steps=None, beta1=0.9, weight_de
 
 
 @_registered("adaptive")
-def schedule_free_adamw(learning_rate=0.0025, warmup_steps=None, beta1=0.9, beta2=0.999,
-                        epsilon=1e-8, weight_decay=0.0, weight_lr_power=2.0):
+def schedule_free_adamw(learning_rate: Scalar = 0.0025, warmup_steps: int | None = None,
+                        beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 1e-8,
+                        weight_decay: Scalar = 0.0, weight_lr_power: Scalar = 2.0) -> Transform:
     r"""Schedule-free AdamW (Defazio et al., 2024): :func:`schedule_free_sgd` whose base
     step is Adam's, without momentum (the interpolation is the momentum).
 
@@ -2055,7 +2099,8 @@ def schedule_free_adamw(learning_rate=0.0025, warmup_steps=None, beta1=0.9, beta
                                         rule="schedule_free_adamw"), negate())
 
 
-def schedule_free_eval_params(updates):
+def schedule_free_eval_params(updates: Sequence[tuple[Any, Any]] | dict[Any, Any]
+                              ) -> list[Variable]:
     r"""The schedule-free average :math:`x = (y - (1-\beta_1) z)/\beta_1` of every parameter.
 
     The parameters of :func:`schedule_free_sgd` and :func:`schedule_free_adamw` hold
@@ -2117,8 +2162,10 @@ def schedule_free_eval_params(updates):
 
 
 @_registered("unit")
-def prodigy(learning_rate=1.0, beta1=0.9, beta2=0.999, beta3=None, epsilon=1e-8,
-            estim_lr0=1e-6, estim_lr_coef=1.0, weight_decay=0.0, safeguard_warmup=False):
+def prodigy(learning_rate: Scalar = 1.0, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+            beta3: Scalar | None = None, epsilon: Scalar = 1e-8, estim_lr0: Scalar = 1e-6,
+            estim_lr_coef: Scalar = 1.0, weight_decay: Scalar = 0.0,
+            safeguard_warmup: bool = False) -> Transform:
     r"""Prodigy (Mishchenko & Defazio, 2024): Adam with its learning rate :math:`d`
     estimated as it goes, from how far the parameters have moved; the learning rate
     is a plain factor on it, 1 by default.

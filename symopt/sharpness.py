@@ -13,6 +13,7 @@ compiled function evaluates both gradients and takes the step.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Any, cast
 
 import pytensor
 import pytensor.tensor as pt
@@ -25,10 +26,13 @@ from symopt.rules import register
 from symopt.second_order.curvature import depends_on
 from symopt.transform import Transform, as_transform, chain, update_rule
 
+if TYPE_CHECKING:
+    from symopt._typing import LearningRate, Scalar, StepsFunction, UpdateRule
+
 __all__ = ["sam", "sharpness_aware"]
 
 
-def sharpness_aware(rho=0.05):
+def sharpness_aware(rho: Scalar = 0.05) -> Transform:
     r"""Replace each gradient by the gradient at the adversarially perturbed point.
 
     .. math::
@@ -65,7 +69,8 @@ def sharpness_aware(rho=0.05):
     return Transform(transform, elementwise=False, name="sharpness_aware")
 
 
-def _sam(learning_rate=1e-2, rho=0.05, momentum=0.0, rule=None):
+def _sam(learning_rate: LearningRate = 1e-2, rho: Scalar = 0.05, momentum: Scalar = 0.0,
+         rule: Transform | StepsFunction | None = None) -> Transform:
     r"""Sharpness-aware minimisation (Foret et al., 2021): the step a rule takes from the
     gradient at the worst point of a small ball around the parameters.
 
@@ -161,7 +166,7 @@ _sam_rule = update_rule(_sam, needs_loss=True)
 
 
 @functools.wraps(_sam_rule)
-def sam(loss_or_grads=None, params=None, *args, **kwargs):
+def sam(loss_or_grads: Any = None, params: Any = None, *args: Any, **kwargs: Any) -> Any:
     if isinstance(loss_or_grads, Transform):  # sam(rule, rho=...): the rule comes first
         if params is not None or args or "rule" in kwargs:
             raise TypeError("sam(rule, ...): give the other arguments by name, e.g. "
@@ -170,6 +175,8 @@ def sam(loss_or_grads=None, params=None, *args, **kwargs):
     return _sam_rule(loss_or_grads, params, *args, **kwargs)
 
 
-sam.__signature__ = _sam_rule.__signature__
-sam.build, sam.needs_loss = _sam_rule.build, True
-register(sam, "gradient")
+# (to a type checker, sam takes and returns Any: it also takes its inner rule first)
+_typed = cast("UpdateRule", sam)
+_typed.__signature__ = _sam_rule.__signature__
+_typed.build, _typed.needs_loss = _sam_rule.build, True
+register(_typed, "gradient")

@@ -22,10 +22,19 @@ import zipfile
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import pytensor
 from pytensor.compile.sharedvalue import SharedVariable
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pytensor.graph.basic import Variable
+
+    #: a rule's updates: (variable, expression) pairs
+    Pairs = Sequence[tuple[Variable, Variable]]
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,8 @@ def _chosen(updates, include_params):
             for piece in _expanded(var)]
 
 
-def get_state(updates, include_params=False):
+def get_state(updates: Pairs | dict[Any, Any], include_params: bool = False
+              ) -> OrderedDict[str, SharedVariable | StateSlice]:
     """The state variables of a rule's updates, by name.
 
     Parameters
@@ -261,7 +271,8 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
-def save_state(updates, file, include_params=True):
+def save_state(updates: Pairs | dict[Any, Any], file: str | os.PathLike[str] | IO[bytes],
+               include_params: bool = True) -> None:
     """Save the values of a rule's state (and by default its parameters) to an ``.npz`` file.
 
     The file is written as databases write theirs: to a temporary file in the same
@@ -381,7 +392,8 @@ def _generator_from(saved, key, where):
     return np.random.Generator(bit_generator)
 
 
-def load_state(updates, file, include_params=True):
+def load_state(updates: Pairs | dict[Any, Any], file: str | os.PathLike[str] | IO[bytes],
+               include_params: bool = True) -> None:
     """Load values written by :func:`save_state` into a rule's state variables.
 
     The whole file is read and checked before any variable changes: it must be an

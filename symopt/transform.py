@@ -31,10 +31,18 @@ from __future__ import annotations
 import functools
 import inspect
 from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from symopt._checks import check_params, like_param, require_loss
 from symopt.grads import get_or_compute_grads
 from symopt.updates import Updates
+
+if TYPE_CHECKING:
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import Variable
+
+    from symopt._typing import Fuse, LossOrGrads, Params, StepsFunction, UpdateRule
 
 __all__ = ["ConfiguredRule", "LossRule", "Transform", "Updates", "apply", "as_transform", "chain",
            "update_rule"]
@@ -42,7 +50,7 @@ __all__ = ["ConfiguredRule", "LossRule", "Transform", "Updates", "apply", "as_tr
 FUSE_CHOICES = (True, False, "auto")
 
 
-def _check_fuse(fuse):
+def _check_fuse(fuse: Fuse) -> Fuse:
     if fuse not in FUSE_CHOICES:
         raise ValueError(f"fuse must be True, False or 'auto', got {fuse!r}")
     return fuse
@@ -79,29 +87,33 @@ class Transform:
     array([2.7])
     """
 
-    fuse = False
+    fuse: Fuse = False
+    #: the transforms a :func:`chain` is made of (set on chains only)
+    parts: tuple[Transform, ...]
 
-    def __init__(self, fn, *, elementwise, name=None):
+    def __init__(self, fn: StepsFunction, *, elementwise: bool, name: str | None = None):
         if not callable(fn):
             raise TypeError(f"a transform needs a function fn(steps, params), got "
                             f"{type(fn).__name__}")
         self.fn = fn
         self.elementwise = bool(elementwise)
-        self.name = name or getattr(fn, "__name__", "transform")
+        self.name: str = name or cast(str, getattr(fn, "__name__", "transform"))
 
-    def transform(self, steps, params):
+    def transform(self, steps: list[Variable], params: list[SharedVariable]
+                  ) -> tuple[list[Variable], list[tuple[Variable, Variable]]]:
         """The new steps and the state updates for ``steps`` of ``params``."""
         return self.fn(steps, params)
 
-    def __call__(self, loss_or_grads, params, fuse=None):
+    def __call__(self, loss_or_grads: LossOrGrads | None, params: Params,
+                 fuse: Fuse | None = None) -> Updates:
         """The updates of this transform for ``params``: see :func:`apply`."""
         return apply(self, loss_or_grads, params, fuse=self.fuse if fuse is None else fuse)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return self.name
 
 
-def as_transform(value, where="transform"):
+def as_transform(value: Transform | StepsFunction, where: str = "transform") -> Transform:
     """``value`` as a :class:`Transform`; a plain function is taken as not elementwise.
 
     A function ``fn(steps, params)`` written before transforms declared themselves still
@@ -116,7 +128,7 @@ def as_transform(value, where="transform"):
                     "a building block or a function fn(steps, params)")
 
 
-def chain(*transforms):
+def chain(*transforms: Transform | StepsFunction) -> Transform:
     """Compose transforms: the steps go through each in turn, their state is collected.
 
     Rules configured without a loss (``symopt.adam(learning_rate=0.01)``) chain like any
@@ -147,7 +159,8 @@ def chain(*transforms):
     return chained
 
 
-def apply(transform, loss_or_grads, params, fuse=False):
+def apply(transform: Transform | StepsFunction, loss_or_grads: LossOrGrads | None,
+          params: Params, fuse: Fuse = False) -> Updates:
     """Run a transform on the gradients and return the updates.
 
     The one place where steps become parameter updates: the result is
@@ -220,7 +233,9 @@ class ConfiguredRule(Transform):
     0.99
     """
 
-    def __init__(self, name, transform, hyperparameters, fuse=False, func=None):
+    def __init__(self, name: str, transform: Transform | StepsFunction,
+                 hyperparameters: Mapping[str, Any], fuse: Fuse = False,
+                 func: UpdateRule | None = None):
         transform = as_transform(transform)
         super().__init__(transform.transform, elementwise=transform.elementwise, name=name)
         self.hyperparameters = dict(hyperparameters)
@@ -231,7 +246,7 @@ class ConfiguredRule(Transform):
         self.args = ()
         self._built_with = dict(self.hyperparameters)
 
-    def _refresh(self):
+    def _refresh(self) -> None:
         """Build the transform again if ``keywords`` were changed in place since."""
         current, built = self.hyperparameters, self._built_with
         if self.func is None or (current.keys() == built.keys()
@@ -241,17 +256,29 @@ class ConfiguredRule(Transform):
         self.fn, self.elementwise = transform.transform, transform.elementwise
         self._built_with = dict(current)
 
-    def transform(self, steps, params):
+    def transform(self, steps: list[Variable], params: list[SharedVariable]
+                  ) -> tuple[list[Variable], list[tuple[Variable, Variable]]]:
         """The new steps and the state updates (see :class:`Transform`)."""
         self._refresh()
         return super().transform(steps, params)
 
     @property
-    def keywords(self):
+    def keywords(self) -> dict[str, Any]:
         """The hyperparameters, by name (``functools.partial``'s name for them)."""
         return self.hyperparameters
 
-    def __call__(self, loss_or_grads=None, params=None, *args, fuse=None, **overrides):
+    @overload
+    def __call__(self, loss_or_grads: None = None, params: None = None, *args: Any,
+                 fuse: Fuse | None = None, **overrides: Any) -> ConfiguredRule: ...
+
+    @overload
+    def __call__(self, loss_or_grads: LossOrGrads | None, params: Params, *args: Any,
+                 fuse: Fuse | None = None, **overrides: Any) -> Updates: ...
+
+
+    def __call__(self, loss_or_grads: LossOrGrads | None = None, params: Params | None = None,
+                 *args: Any, fuse: Fuse | None = None,
+                 **overrides: Any) -> Updates | ConfiguredRule:
         """The updates; ``fuse`` defaults to the one the rule was configured with, so
         ``pm.fit(obj_optimizer=symopt.adam(learning_rate=0.01, fuse=True))`` fuses.
         Hyperparameters given by name override the configured ones for this call."""
@@ -268,12 +295,14 @@ class ConfiguredRule(Transform):
                     return self
                 raise TypeError(f"{self.name} was configured without its rule, so it cannot "
                                 f"take hyperparameters when called: {sorted(overrides)}")
-            return self.func(loss_or_grads, params, **{**self.hyperparameters, **overrides},
-                             fuse=fuse)
+            rule = cast("Callable[..., Updates | ConfiguredRule]", self.func)
+            return rule(loss_or_grads, params, **{**self.hyperparameters, **overrides},
+                        fuse=fuse)
         self._refresh()
-        return super().__call__(loss_or_grads, params, fuse=fuse)
+        # one of the two may still be None: apply() says which is missing
+        return super().__call__(loss_or_grads, params, fuse=fuse)  # type: ignore[arg-type]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters.items())
         return f"{self.name}({args})"
 
@@ -282,13 +311,26 @@ class LossRule(ConfiguredRule):
     """A configured rule that needs the loss itself (curvature, or a gradient taken at
     another point); given a list of gradients, it raises."""
 
-    def __call__(self, loss_or_grads=None, params=None, *args, fuse=None, **overrides):
+    @overload
+    def __call__(self, loss_or_grads: None = None, params: None = None, *args: Any,
+                 fuse: Fuse | None = None, **overrides: Any) -> ConfiguredRule: ...
+
+    @overload
+    def __call__(self, loss_or_grads: LossOrGrads | None, params: Params, *args: Any,
+                 fuse: Fuse | None = None, **overrides: Any) -> Updates: ...
+
+
+    def __call__(self, loss_or_grads: LossOrGrads | None = None, params: Params | None = None,
+                 *args: Any, fuse: Fuse | None = None,
+                 **overrides: Any) -> Updates | ConfiguredRule:
         if loss_or_grads is not None or params is not None:
             require_loss(loss_or_grads, self.name)
-        return super().__call__(loss_or_grads, params, *args, fuse=fuse, **overrides)
+        call = cast("Callable[..., Updates | ConfiguredRule]", super().__call__)
+        return call(loss_or_grads, params, *args, fuse=fuse, **overrides)
 
 
-def update_rule(build, needs_loss=False):
+def update_rule(build: Callable[..., Transform | StepsFunction],
+                needs_loss: bool = False) -> UpdateRule:
     """Turn ``build(**hyperparameters) -> transform`` into a user-facing update rule.
 
     The rule takes ``loss_or_grads`` and ``params`` first, then the hyperparameters of
@@ -303,7 +345,8 @@ def update_rule(build, needs_loss=False):
     configured = LossRule if needs_loss else ConfiguredRule
 
     @functools.wraps(build)
-    def rule(loss_or_grads=None, params=None, *args, fuse=False, **kwargs):
+    def rule(loss_or_grads: LossOrGrads | None = None, params: Params | None = None,
+             *args: Any, fuse: Fuse = False, **kwargs: Any) -> Updates | ConfiguredRule:
         _check_fuse(fuse)
         if needs_loss and loss_or_grads is not None:
             require_loss(loss_or_grads, build.__name__)
@@ -316,7 +359,7 @@ def update_rule(build, needs_loss=False):
         transform = build(*bound.args, **bound.kwargs)
         if loss_or_grads is None and params is None:
             return configured(build.__name__, transform, bound.arguments, fuse=fuse,
-                              func=rule)
+                              func=cast("UpdateRule", rule))
         if params is None:
             raise ValueError(
                 f"{build.__name__}: loss_or_grads was given without params; pass the list "
@@ -329,14 +372,28 @@ def update_rule(build, needs_loss=False):
             )
         return apply(transform, loss_or_grads, params, fuse=fuse)
 
+    # The user-facing signature, annotated as the module's annotations are (strings, read
+    # with symopt._typing's names): loss and params first, then build's hyperparameters.
     leading = [
-        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
-        for name in ("loss_or_grads", "params")
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                          annotation=annotation)
+        for name, annotation in (("loss_or_grads", "LossOrGrads | None"),
+                                 ("params", "Params | None"))
     ]
-    fuse = inspect.Parameter("fuse", inspect.Parameter.KEYWORD_ONLY, default=False)
-    rule.__signature__ = hyper_signature.replace(
-        parameters=leading + list(hyper_signature.parameters.values()) + [fuse]
+    fuse = inspect.Parameter("fuse", inspect.Parameter.KEYWORD_ONLY, default=False,
+                             annotation="Fuse")
+    signature = hyper_signature.replace(
+        parameters=leading + list(hyper_signature.parameters.values()) + [fuse],
+        return_annotation="Updates | ConfiguredRule",
     )
-    rule.build = build
-    rule.needs_loss = needs_loss
-    return rule
+    # functools.wraps copied build's annotations (its return is a transform): the rule's own
+    rule.__annotations__ = {
+        **{p.name: p.annotation for p in signature.parameters.values()
+           if p.annotation is not inspect.Parameter.empty},
+        "return": signature.return_annotation,
+    }
+    made = cast("UpdateRule", rule)
+    made.__signature__ = signature
+    made.build = build
+    made.needs_loss = needs_loss
+    return made

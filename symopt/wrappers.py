@@ -13,6 +13,8 @@ Lasagne-style dict) and returns the same kind: a dict of the same class for a di
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 import pytensor
@@ -27,6 +29,18 @@ from symopt.blocks import trace
 from symopt.constraints import norm_constraint
 from symopt.state import state_tag, tag_state
 from symopt.updates import Updates
+
+if TYPE_CHECKING:
+    from pytensor.graph.basic import Variable
+    from pytensor.tensor.sharedvar import TensorSharedVariable
+
+    from symopt._typing import Params, Scalar
+
+    #: a rule's updates: (variable, expression) pairs
+    Pairs = Sequence[tuple[Variable, Variable]]
+
+#: updates given as a dict come back as that dict's class
+_D = TypeVar("_D", bound=dict[Any, Any])
 
 __all__ = ["apply_momentum", "apply_nesterov_momentum", "apply_norm_constraint",
            "skip_nonfinite"]
@@ -77,7 +91,13 @@ def _with_trace(updates, params, block):
     return _same_kind(updates, result)
 
 
-def apply_momentum(updates, params=None, momentum=0.9):
+@overload
+def apply_momentum(updates: _D, params: Params | None = None, momentum: Scalar = 0.9) -> _D: ...
+@overload
+def apply_momentum(updates: Pairs, params: Params | None = None,
+                   momentum: Scalar = 0.9) -> Updates: ...
+def apply_momentum(updates: Pairs | _D, params: Params | None = None,
+                   momentum: Scalar = 0.9) -> Updates | _D:
     r"""Add classical momentum to the updates of any rule.
 
     For each parameter with update :math:`\theta + s`:
@@ -104,7 +124,14 @@ def apply_momentum(updates, params=None, momentum=0.9):
     return _with_trace(updates, params, trace(momentum))
 
 
-def apply_nesterov_momentum(updates, params=None, momentum=0.9):
+@overload
+def apply_nesterov_momentum(updates: _D, params: Params | None = None,
+                            momentum: Scalar = 0.9) -> _D: ...
+@overload
+def apply_nesterov_momentum(updates: Pairs, params: Params | None = None,
+                            momentum: Scalar = 0.9) -> Updates: ...
+def apply_nesterov_momentum(updates: Pairs | _D, params: Params | None = None,
+                            momentum: Scalar = 0.9) -> Updates | _D:
     r"""Add Nesterov momentum to the updates of any rule.
 
     .. math:: v \leftarrow \mu\, v + s, \qquad \theta \leftarrow \theta + \mu\, v + s
@@ -115,7 +142,17 @@ def apply_nesterov_momentum(updates, params=None, momentum=0.9):
     return _with_trace(updates, params, trace(momentum, nesterov=True))
 
 
-def apply_norm_constraint(updates, params, max_norm, norm_axes=None, epsilon=1e-7):
+@overload
+def apply_norm_constraint(updates: _D, params: Params, max_norm: Scalar,
+                          norm_axes: Sequence[int] | None = None,
+                          epsilon: Scalar = 1e-7) -> _D: ...
+@overload
+def apply_norm_constraint(updates: Pairs, params: Params, max_norm: Scalar,
+                          norm_axes: Sequence[int] | None = None,
+                          epsilon: Scalar = 1e-7) -> Updates: ...
+def apply_norm_constraint(updates: Pairs | _D, params: Params, max_norm: Scalar,
+                          norm_axes: Sequence[int] | None = None,
+                          epsilon: Scalar = 1e-7) -> Updates | _D:
     """Apply :func:`norm_constraint` to the updated values of ``params`` in ``updates``.
 
     The max-norm regularisation of the slides, "after each training step", folded into
@@ -152,7 +189,18 @@ def _check_counter(counter):
                         f"scalar, to count skipped steps exactly; it holds {what}")
 
 
-def skip_nonfinite(updates, counter=None, return_counter=False):
+@overload
+def skip_nonfinite(updates: _D, counter: TensorSharedVariable | None = None,
+                   return_counter: Literal[False] = False) -> _D: ...
+@overload
+def skip_nonfinite(updates: Pairs, counter: TensorSharedVariable | None = None,
+                   return_counter: Literal[False] = False) -> Updates: ...
+@overload
+def skip_nonfinite(updates: Pairs | _D, counter: TensorSharedVariable | None = None, *,
+                   return_counter: Literal[True]) -> tuple[Updates | _D, TensorSharedVariable]: ...
+def skip_nonfinite(updates: Pairs | _D, counter: TensorSharedVariable | None = None,
+                   return_counter: bool = False
+                   ) -> Updates | _D | tuple[Updates | _D, TensorSharedVariable]:
     """Make the updates all-or-nothing: if any new value is NaN or inf, nothing changes.
 
     Every floating-point update expression (parameters and optimizer state) is checked;

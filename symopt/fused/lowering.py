@@ -21,9 +21,13 @@ from pytensor.tensor.elemwise import DimShuffle, Elemwise
 try:  # PyTensor 3
     from pytensor.graph.traversal import ancestors, graph_inputs, toposort
 except ImportError:  # PyTensor 2
-    from pytensor.graph.basic import ancestors, graph_inputs, io_toposort
+    from pytensor.graph.basic import (  # type: ignore[no-redef]
+        ancestors,
+        graph_inputs,
+        io_toposort,
+    )
 
-    def toposort(outputs):
+    def toposort(outputs):  # type: ignore[misc]
         return io_toposort(list(graph_inputs(outputs)), outputs)
 
 __all__ = ["NotFusable", "ancestors", "loop_body", "rebuilt", "rewritten", "toposort"]

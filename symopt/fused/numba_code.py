@@ -13,6 +13,7 @@ on-disk cache.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from symopt.fused.op import FusedCheck, FusedUpdate
 
 __all__ = ["loop_over", "register"]
 
-_LOOPS = {}
+_LOOPS: dict[tuple, Callable] = {}
 
 
 def loop_over(scalar_op, n_states, n_scalars, parallel=False):
@@ -71,7 +72,7 @@ def _make_loop(scalar_op, n_states, n_scalars, parallel=False):
     return numba_njit(namespace["loop"], final_function=True, parallel=parallel)
 
 
-_REGISTERED = []
+_REGISTERED: list[bool] = []
 
 
 def register():
@@ -178,7 +179,7 @@ def _check_source(op, names):
         "    if failed:\n        raise ValueError('a shape check of a fused update failed')\n")
 
 
-_FAIL = []
+_FAIL: list[Callable] = []
 
 
 def _fail():

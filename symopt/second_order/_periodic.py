@@ -107,7 +107,7 @@ def periodic_eigenvectors(flag, S, previous):
     return PeriodicMatrixFunction("eigenvectors")(flag, S, previous, zero)
 
 
-_REGISTERED = []
+_REGISTERED: list[bool] = []
 
 
 def _register_numba():

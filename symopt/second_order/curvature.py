@@ -24,7 +24,7 @@ from pytensor.graph.replace import clone_replace
 try:  # PyTensor 3
     from pytensor.graph.traversal import ancestors
 except ImportError:  # PyTensor 2.x
-    from pytensor.graph.basic import ancestors
+    from pytensor.graph.basic import ancestors  # type: ignore[no-redef]
 
 from symopt._checks import describe, require_loss
 

@@ -23,7 +23,7 @@ None of them is elementwise: they cannot run on the fused path (``fuse=True`` ra
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pytensor
@@ -37,6 +37,9 @@ from symopt.rules import _registered
 from symopt.second_order._periodic import periodic_eigenvectors, periodic_inverse_root
 from symopt.state import param_state, step_counter, tag_state
 from symopt.transform import Transform, chain
+
+if TYPE_CHECKING:
+    from symopt._typing import LearningRate, Scalar
 
 __all__ = [
     "DenseLayer",
@@ -111,8 +114,9 @@ def _check_adam(beta1, beta2, epsilon):
 # ---------------------------------------------------------------------------------------
 
 
-def scale_by_shampoo(beta1=0.9, beta2=0.999, epsilon=1e-8, shampoo_beta=1.0,
-                     shampoo_epsilon=1e-6, update_every=10, graft=True, max_dim=1024):
+def scale_by_shampoo(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 1e-8,
+                     shampoo_beta: Scalar = 1.0, shampoo_epsilon: Scalar = 1e-6,
+                     update_every: int = 10, graft: bool = True, max_dim: int = 1024) -> Transform:
     r"""Shampoo's direction for matrices (Gupta, Koren & Singer, 2018), Adam's for the rest.
 
     For a matrix parameter with gradient :math:`G \in \mathbb{R}^{m \times n}`:
@@ -210,9 +214,10 @@ def scale_by_shampoo(beta1=0.9, beta2=0.999, epsilon=1e-8, shampoo_beta=1.0,
 
 
 @_registered("adaptive")
-def shampoo(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, shampoo_beta=1.0,
-            shampoo_epsilon=1e-6, update_every=10, graft=True, weight_decay=0.0,
-            max_dim=1024):
+def shampoo(learning_rate: LearningRate = 1e-3, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+            epsilon: Scalar = 1e-8, shampoo_beta: Scalar = 1.0, shampoo_epsilon: Scalar = 1e-6,
+            update_every: int = 10, graft: bool = True, weight_decay: Scalar = 0.0,
+            max_dim: int = 1024) -> Transform:
     r"""Shampoo (Gupta, Koren & Singer, 2018): a Kronecker-factored AdaGrad for matrices.
 
     For each matrix parameter :math:`W` with gradient :math:`G`, two small statistics,
@@ -308,8 +313,9 @@ def shampoo(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, shampoo_be
 # ---------------------------------------------------------------------------------------
 
 
-def scale_by_soap(beta1=0.95, beta2=0.95, epsilon=1e-8, shampoo_beta=None, update_every=10,
-                  max_dim=1024):
+def scale_by_soap(beta1: Scalar = 0.95, beta2: Scalar = 0.95, epsilon: Scalar = 1e-8,
+                  shampoo_beta: Scalar | None = None, update_every: int = 10,
+                  max_dim: int = 1024) -> Transform:
     r"""SOAP's direction (Vyas et al., 2024): Adam in the eigenbasis of Shampoo's factors.
 
     For a matrix parameter with gradient :math:`G`, with :math:`Q_L`, :math:`Q_R` the
@@ -395,8 +401,9 @@ def scale_by_soap(beta1=0.95, beta2=0.95, epsilon=1e-8, shampoo_beta=None, updat
 
 
 @_registered("adaptive")
-def soap(learning_rate=3e-3, beta1=0.95, beta2=0.95, epsilon=1e-8, shampoo_beta=None,
-         update_every=10, weight_decay=0.01, max_dim=1024):
+def soap(learning_rate: LearningRate = 3e-3, beta1: Scalar = 0.95, beta2: Scalar = 0.95,
+         epsilon: Scalar = 1e-8, shampoo_beta: Scalar | None = None, update_every: int = 10,
+         weight_decay: Scalar = 0.01, max_dim: int = 1024) -> Transform:
     r"""SOAP, "ShampoO with Adam in the Preconditioner's eigenbasis" (Vyas et al., 2024).
 
     Shampoo's factors :math:`L \approx E[G G^T]` and :math:`R \approx E[G^T G]` give a

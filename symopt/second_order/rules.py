@@ -12,6 +12,7 @@ receive the gradients straight from the loss.
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytensor
@@ -25,6 +26,9 @@ from symopt.rules import _registered
 from symopt.second_order.curvature import _hvp_from_grads, depends_on
 from symopt.state import param_state, step_counter, tag_state
 from symopt.transform import Transform, chain, update_rule
+
+if TYPE_CHECKING:
+    from symopt._typing import LearningRate, Probe, Scalar
 
 __all__ = ["adahessian", "esgd", "scale_by_adahessian", "scale_by_equilibration", "scale_by_sophia",
            "scale_by_vsgd", "sophia", "vsgd"]
@@ -76,7 +80,8 @@ def _probes(rng, params, kind):
     return next_rng, vectors
 
 
-def scale_by_equilibration(damping=1e-4, every=20, seed=None, probe="normal"):
+def scale_by_equilibration(damping: Scalar = 1e-4, every: int = 20, seed: int | None = None,
+                           probe: Probe = "normal") -> Transform:
     r"""Divide by the equilibration preconditioner, estimated with Hessian-vector products.
 
     Algorithm 1 of Dauphin, de Vries & Bengio (2015). With :math:`v \sim N(0, I)`,
@@ -153,7 +158,8 @@ def scale_by_equilibration(damping=1e-4, every=20, seed=None, probe="normal"):
     return Transform(transform, elementwise=False, name="scale_by_equilibration")
 
 
-def scale_by_vsgd(slow_start=2.0, outlier_level=2.0, epsilon=1e-9):
+def scale_by_vsgd(slow_start: Scalar = 2.0, outlier_level: Scalar = 2.0,
+                  epsilon: Scalar = 1e-9) -> Transform:
     r"""vSGD's step, with per-element adaptive learning rates (Schaul, Zhang & LeCun, 2013).
 
     Algorithm 1 of the paper (vSGD-l, one learning rate per parameter element), each
@@ -252,7 +258,8 @@ def _needs_loss(build):
 
 
 @_needs_loss
-def esgd(learning_rate=0.1, damping=1e-4, every=20, seed=None, probe="normal"):
+def esgd(learning_rate: LearningRate = 0.1, damping: Scalar = 1e-4, every: int = 20,
+         seed: int | None = None, probe: Probe = "normal") -> Transform:
     r"""Equilibrated SGD (Dauphin, de Vries & Bengio, 2015).
 
     RMSProp divides by a running RMS of the gradients; ESGD divides by an unbiased running
@@ -321,7 +328,8 @@ def esgd(learning_rate=0.1, damping=1e-4, every=20, seed=None, probe="normal"):
 
 
 @_needs_loss
-def vsgd(slow_start=2.0, outlier_level=2.0, epsilon=1e-9):
+def vsgd(slow_start: Scalar = 2.0, outlier_level: Scalar = 2.0,
+         epsilon: Scalar = 1e-9) -> Transform:
     r"""vSGD, "No more pesky learning rates" (Schaul, Zhang & LeCun, 2013): no learning rate.
 
     Each element of each parameter gets the learning rate that minimizes the expected loss
@@ -394,8 +402,9 @@ def _check_probe(probe):
         raise ValueError(f"probe must be 'normal' or 'rademacher', got {probe!r}")
 
 
-def scale_by_sophia(beta1=0.965, beta2=0.99, epsilon=1e-12, gamma=0.01, every=10,
-                    probe="normal", seed=None):
+def scale_by_sophia(beta1: Scalar = 0.965, beta2: Scalar = 0.99, epsilon: Scalar = 1e-12,
+                    gamma: Scalar = 0.01, every: int = 10, probe: Probe = "normal",
+                    seed: int | None = None) -> Transform:
     r"""Sophia-H's step (Liu et al., 2024): a momentum divided by a Hutchinson estimate of
     the Hessian's diagonal, clipped element by element.
 
@@ -443,8 +452,9 @@ def scale_by_sophia(beta1=0.965, beta2=0.99, epsilon=1e-12, gamma=0.01, every=10
 
 
 @_registered("adaptive", needs_loss=True)
-def sophia(learning_rate=1e-4, beta1=0.965, beta2=0.99, epsilon=1e-12, gamma=0.01,
-           weight_decay=1e-4, every=10, probe="normal", seed=None):
+def sophia(learning_rate: LearningRate = 1e-4, beta1: Scalar = 0.965, beta2: Scalar = 0.99,
+           epsilon: Scalar = 1e-12, gamma: Scalar = 0.01, weight_decay: Scalar = 1e-4,
+           every: int = 10, probe: Probe = "normal", seed: int | None = None) -> Transform:
     r"""Sophia-H (Liu et al., 2024): momentum divided by a running Hutchinson estimate of
     the Hessian's diagonal, clipped so that no element moves more than the learning rate.
 
@@ -533,8 +543,9 @@ def sophia(learning_rate=1e-4, beta1=0.965, beta2=0.99, epsilon=1e-12, gamma=0.0
                  scale_by_learning_rate(learning_rate))
 
 
-def scale_by_adahessian(beta1=0.9, beta2=0.999, epsilon=1e-4, hessian_power=1.0,
-                        probe="rademacher", seed=None):
+def scale_by_adahessian(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 1e-4,
+                        hessian_power: Scalar = 1.0, probe: Probe = "rademacher",
+                        seed: int | None = None) -> Transform:
     r"""AdaHessian's direction (Yao et al., 2021): Adam with the square of a Hutchinson
     estimate of the Hessian's diagonal in place of the gradient's square.
 
@@ -583,8 +594,9 @@ def scale_by_adahessian(beta1=0.9, beta2=0.999, epsilon=1e-4, hessian_power=1.0,
 
 
 @_registered("adaptive", needs_loss=True)
-def adahessian(learning_rate=0.15, beta1=0.9, beta2=0.999, epsilon=1e-4, weight_decay=0.0,
-               hessian_power=1.0, probe="rademacher", seed=None):
+def adahessian(learning_rate: LearningRate = 0.15, beta1: Scalar = 0.9, beta2: Scalar = 0.999,
+               epsilon: Scalar = 1e-4, weight_decay: Scalar = 0.0, hessian_power: Scalar = 1.0,
+               probe: Probe = "rademacher", seed: int | None = None) -> Transform:
     r"""AdaHessian (Yao et al., 2021): Adam whose second moment averages the square of a
     Hutchinson estimate of the Hessian's diagonal, instead of the gradient's square.
 

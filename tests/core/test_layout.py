@@ -97,3 +97,27 @@ def test_transforms_declare_whether_they_are_elementwise():
               .elementwise}
     assert across == {"adafactor", "adagrad_window", "adahessian", "lamb", "lars", "muon",
                       "novograd", "prodigy", "sam", "shampoo", "soap", "sophia"}
+
+
+def test_rules_carry_annotations_into_their_signature():
+    """IDEs and Sphinx read the rule's own signature; type checkers read symopt/_typing.py."""
+    empty = inspect.Parameter.empty
+    for name, rule in symopt.RULES.items():
+        signature = inspect.signature(rule)
+        parameters = signature.parameters
+        assert parameters["loss_or_grads"].annotation == "LossOrGrads | None", name
+        assert parameters["params"].annotation == "Params | None", name
+        assert parameters["fuse"].annotation == "Fuse", name
+        assert signature.return_annotation == "Updates | ConfiguredRule", name
+        assert rule.__annotations__["return"] == "Updates | ConfiguredRule", name
+        hyper = [p for p in parameters if p not in ("loss_or_grads", "params", "fuse")]
+        assert all(parameters[p].annotation is not empty for p in hyper), name
+    assert inspect.signature(symopt.adam).parameters["learning_rate"].annotation == (
+        "LearningRate")
+
+
+def test_the_type_aliases_resolve_without_loading_anything_new():
+    """symopt._typing is only imported for type checkers, and imports only what is loaded."""
+    assert "symopt._typing" not in _modules_after("import symopt")
+    assert _modules_after("import symopt._typing") - _modules_after("import symopt") == {
+        "symopt._typing"}
