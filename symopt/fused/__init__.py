@@ -43,7 +43,8 @@ each parameter's update loop into a one-tensor :class:`FusedUpdate` (PyTensor's 
 loop for it is scalar, about ten times slower; Numba's is vectorised and left alone).
 """
 
-from symopt.fused import modes, rewrite
+from symopt._backend_hooks import when_imported
+from symopt.fused import jax_code, modes, rewrite
 from symopt.fused.lowering import NotFusable
 from symopt.fused.op import PARALLEL_MIN, FusedCheck, FusedUpdate
 from symopt.fused.plan import (
@@ -53,6 +54,8 @@ from symopt.fused.plan import (
     default_backend_is_c,
     fused_apply,
 )
+
+when_imported("pytensor.link.jax.dispatch", jax_code.register)
 
 __all__ = ["CHUNK", "FUSE_MIN_TENSORS", "PARALLEL_MIN", "FusedCheck", "FusedUpdate",
            "NotFusable", "auto_min_tensors", "default_backend_is_c", "fused_apply", "modes",
