@@ -41,6 +41,13 @@ On the C backends the per-tensor path gets the same loop by default: importing s
 registers :func:`~symopt.fused.rewrite.flat_update`, a compile-time rewrite that turns
 each parameter's update loop into a one-tensor :class:`FusedUpdate` (PyTensor's own C
 loop for it is scalar, about ten times slower; Numba's is vectorised and left alone).
+
+On PyTensor's JAX backend (``mode="JAX"``) the fused update is plain array code
+(:mod:`symopt.fused.jax_code`, registered when PyTensor loads that backend, so importing
+symopt never imports JAX): the loop body, converted by PyTensor's own JAX dispatch, is
+applied to each parameter and its slices of the buffers, and the shape checks run when
+JAX traces the function. PyTensor's PyTorch backend has no code for a scalar
+``Composite``, and the fused path none for it.
 """
 
 from symopt._backend_hooks import when_imported
