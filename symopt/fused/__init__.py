@@ -41,9 +41,17 @@ On the C backends the per-tensor path gets the same loop by default: importing s
 registers :func:`~symopt.fused.rewrite.flat_update`, a compile-time rewrite that turns
 each parameter's update loop into a one-tensor :class:`FusedUpdate` (PyTensor's own C
 loop for it is scalar, about ten times slower; Numba's is vectorised and left alone).
+
+On PyTensor's JAX backend (``mode="JAX"``) the fused update is plain array code
+(:mod:`symopt.fused.jax_code`, registered when PyTensor loads that backend, so importing
+symopt never imports JAX): the loop body, converted by PyTensor's own JAX dispatch, is
+applied to each parameter and its slices of the buffers, and the shape checks run when
+JAX traces the function. PyTensor's PyTorch backend has no code for a scalar
+``Composite``, and the fused path none for it.
 """
 
-from symopt.fused import modes, rewrite
+from symopt._backend_hooks import when_imported
+from symopt.fused import jax_code, modes, rewrite
 from symopt.fused.lowering import NotFusable
 from symopt.fused.op import PARALLEL_MIN, FusedCheck, FusedUpdate
 from symopt.fused.plan import (
@@ -53,6 +61,8 @@ from symopt.fused.plan import (
     default_backend_is_c,
     fused_apply,
 )
+
+when_imported("pytensor.link.jax.dispatch", jax_code.register)
 
 __all__ = ["CHUNK", "FUSE_MIN_TENSORS", "PARALLEL_MIN", "FusedCheck", "FusedUpdate",
            "NotFusable", "auto_min_tensors", "default_backend_is_c", "fused_apply", "modes",

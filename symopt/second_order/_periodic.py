@@ -7,11 +7,13 @@ PyTensor graph that is a choice between the fresh value and the kept one, and
 evaluates both branches of an ``ifelse``, so the eigendecomposition would run at every
 step. :class:`PeriodicMatrixFunction` is one small Op that looks at its flag at run time
 and runs the decomposition only when it is set; on the other steps it copies the kept
-matrix. It runs on every backend: NumPy in ``perform`` (the C and Python linkers), and
-compiled Numba code on PyTensor's Numba backend.
+matrix. It runs on every backend: NumPy in ``perform`` (the C and Python linkers), compiled
+Numba code on PyTensor's Numba backend, and on JAX's (``mode="JAX"``) a ``lax.cond``
+whose refreshing branch calls ``jnp.linalg.eigh`` (XLA runs only the branch taken).
 
 The decomposition is always computed in float64 (a float32 statistics matrix is widened
-first, then the result is rounded back): the eigenvalues of Gram matrices span many
+first, then the result is rounded back; on JAX only when it has 64-bit types enabled,
+as PyTensor does when ``floatX`` is float64): the eigenvalues of Gram matrices span many
 orders of magnitude, and their small end decides an inverse root.
 """
 
@@ -23,6 +25,8 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+
+from symopt._backend_hooks import when_imported
 
 __all__ = ["PeriodicMatrixFunction", "periodic_eigenvectors", "periodic_inverse_root"]
 
@@ -149,3 +153,36 @@ def _register_numba():
         key = hashlib.sha256(f"symopt.PeriodicMatrixFunction-1-{op.kind}-{exponent!r}-"
                              f"{dtype.name}".encode()).hexdigest()
         return periodic, key
+
+
+def _register_jax(module=None):
+    """Register :class:`PeriodicMatrixFunction` with PyTensor's JAX backend (called when
+    that backend is imported: importing symopt does not import JAX)."""
+    import jax
+    import jax.numpy as jnp
+    from pytensor.link.jax.dispatch.basic import jax_funcify
+
+    @jax_funcify.register(PeriodicMatrixFunction)
+    def jax_funcify_periodic(op, node=None, **kwargs):
+        dtype = node.outputs[0].dtype
+        exponent = op.exponent
+        wide = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+
+        def refreshed(S, shift):
+            # the lower triangle, as NumPy and Numba read it
+            w, Q = jnp.linalg.eigh(jnp.asarray(S, dtype=wide), UPLO="L",
+                                   symmetrize_input=False)
+            if op.kind == "inverse_root":
+                value = (Q * (jnp.maximum(w, 0.0) + shift) ** (-exponent)) @ Q.T
+            else:
+                value = Q[:, ::-1]
+            return jnp.asarray(value, dtype=dtype)
+
+        def periodic(flag, S, previous, shift):
+            return jax.lax.cond(flag, lambda: refreshed(S, shift),
+                                lambda: jnp.asarray(previous, dtype=dtype))
+
+        return periodic
+
+
+when_imported("pytensor.link.jax.dispatch", _register_jax)
