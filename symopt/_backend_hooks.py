@@ -17,7 +17,7 @@ import threading
 
 __all__ = ["when_imported"]
 
-_PENDING = {}  # module name -> [callback(module), ...]
+_PENDING: dict[str, list] = {}  # module name -> [callback(module), ...]
 _LOCK = threading.Lock()
 
 

@@ -85,9 +85,33 @@ def _fused(name):
                                                    fuse=True)
 
 
-@pytest.mark.parametrize("name", list(FORMS))
+#: forms that draw random probes (Hutchinson's): JAX draws from its own generator, so the
+#: two backends' probes differ; on JAX they run, descend and repeat themselves
+RANDOM = {name for name in FORMS if "seed" in symopt.RULES.get(name, symopt.sgd)(
+    learning_rate=0.1).hyperparameters}
+
+
+@pytest.mark.parametrize("name", sorted(set(FORMS) - RANDOM))
 def test_every_form_agrees_on_jax(name):
     _assert_agree(_form(name), rtol=RTOL.get(name, 1e-12))
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM))
+def test_forms_with_random_probes_descend_and_repeat_on_jax(name):
+    assert RANDOM == {"adahessian", "sophia"}
+    params, cost = _problem("float64")
+    start = float(pytensor.function([], cost(params))())
+    seeded = lambda cost, params: symopt.RULES[name](cost(params), params,  # noqa: E731
+                                                      learning_rate=LEARNING_RATE, seed=1)
+    runs = [_trajectory(seeded, "JAX")[0][-1] for _ in range(2)]
+    for a, b in zip(*runs, strict=True):
+        if a.dtype == object:  # the random generator
+            continue
+        np.testing.assert_array_equal(a, b)
+        assert np.all(np.isfinite(a))
+    W, b = runs[0][:2]
+    _, cost_at = _problem("float64")
+    assert float(pytensor.function([], cost_at([pt.constant(W), pt.constant(b)]))()) < start
 
 
 @pytest.mark.parametrize("name", list(FUSED))
@@ -106,6 +130,8 @@ def _assert_float32_dtypes(build, x64, coupled=True):
     with pytensor.config.change_flags(floatX="float32"), jax.enable_x64(x64):
         values, variables, _ = _trajectory(build, "JAX", "float32", coupled)
     for var, value in zip(variables, values[-1], strict=True):
+        if not hasattr(var.type, "dtype"):  # a random generator (Hutchinson's probes)
+            continue
         want = var.type.dtype if var.type.dtype.startswith("float") else (
             "int64" if x64 else "int32")
         assert value.dtype == want, (var.name, value.dtype)
