@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.replace import clone_replace
 from pytensor.ifelse import ifelse
 
@@ -68,25 +67,14 @@ def _probe(rng, shape, dtype, kind):
     return next_rng, pt.cast(2 * bits - 1, dtype)
 
 
-def _static_shape(p):
-    """A parameter's shape as integers where it is known now (a shared variable's current
-    value), else symbolic: a draw of known size runs on JAX, whose shapes must be static."""
-    if isinstance(p, SharedVariable):
-        return tuple(int(n) for n in p.get_value(borrow=True).shape)
-    return p.shape
-
-
 def _probes(rng, params, kind):
     """One random tensor per parameter, all from a single draw (each draw has a fixed cost)."""
-    shapes = [_static_shape(p) for p in params]
-    sizes = [int(np.prod(s, dtype=np.int64)) if isinstance(s, tuple) else p.size
-             for p, s in zip(params, shapes)]
+    sizes = [p.size for p in params]
     dtype = pytensor.scalar.upcast(*[p.dtype for p in params])
-    total = sum(sizes) if all(isinstance(n, int) for n in sizes) else pt.add(*sizes)
-    next_rng, flat = _probe(rng, (total,), dtype, kind)
+    next_rng, flat = _probe(rng, (pt.add(*sizes) if len(sizes) > 1 else sizes[0],), dtype, kind)
     vectors, start = [], 0
-    for p, shape, size in zip(params, shapes, sizes):
-        v = flat[start:start + size].reshape(shape)
+    for p, size in zip(params, sizes):
+        v = flat[start:start + size].reshape(p.shape)
         vectors.append(v if v.dtype == p.dtype else pt.cast(v, p.dtype))
         start = start + size
     return next_rng, vectors
