@@ -124,9 +124,15 @@ _RMSPROP_VARIANTS = [
     _rule_form("rmsprop(centered)", rmsprop, "adaptive", centered=True),
 ]
 
+def _seeded(rule):
+    """``seed=0`` for a rule that draws random probes (Sophia, AdaHessian): a form's curve
+    is the same in every process, as a recorded curve must be."""
+    return {"seed": 0} if "seed" in inspect.signature(rule.build).parameters else {}
+
+
 _ENTRIES = [
     *(form for name, rule in RULES.items()
-      for form in [_rule_form(name, rule, rule.kind)]
+      for form in [_rule_form(name, rule, rule.kind, **_seeded(rule))]
       + (_RMSPROP_VARIANTS if name == "rmsprop" else [])),
     _text_form(blog.MomentumUpdate, "gradient", "blog", "blog.MomentumUpdate(vanilla)",
                _toy(False), momentum=0.0),
