@@ -393,8 +393,12 @@ def compare_curves(recorded, new, rtol=None, atol=None, metrics=None):
             problems.append(f"curve {recorded.name!r}: {metric!r} has {a.size} recorded steps "
                             f"but {b.size} new ones")
             continue
-        diff = np.abs(b - a)
-        diff = np.where(np.isnan(a) & np.isnan(b), 0.0, diff)
+        with np.errstate(invalid="ignore"):
+            diff = np.abs(b - a)
+        # a run that diverged the same way is the same curve: NaN where NaN was recorded,
+        # the same infinity where an infinity was
+        same = (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
+        diff = np.where(same, 0.0, diff)
         diff = np.where(np.isnan(diff), np.inf, diff)
         if not explicit and recorded.tolerance and metric in recorded.tolerance:
             allowed = np.asarray(recorded.tolerance[metric])

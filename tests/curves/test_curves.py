@@ -31,6 +31,7 @@ import pytest
 
 import symopt.blocks
 from symopt.lab.curves import (
+    Curve,
     Jitter,
     compare_curves,
     load_curves,
@@ -54,6 +55,10 @@ METRICS = ("loss", "param_norm")
 #: forms whose step is a sign (of the gradient; of a gradient-momentum mix for Lion), which
 #: a small change of the gradient does not flip
 SIGN_ONLY = {"rprop", "lion"}
+#: forms whose first steps are sign-like, so a small change shows only later: Sophia
+#: clips its step to +-1 while its Hessian estimate is small (measured: caught at steps
+#: 121-128 of the analytic problems in float64, not within ten)
+LATE = {"sophia"}
 #: per dtype: the relative change of the gradient, the share of forms it must fail, and
 #: the step by which each must have failed
 CHANGE = {"float64": (1e-4, 1.0, 10), "float32": (1e-2, 2 / 3, None)}
@@ -159,7 +164,7 @@ def test_a_changed_gradient_fails_within_the_first_steps(problem, dtype, backend
         f"a change of {change:g} in the gradient passed unnoticed: {sorted(missed)}")
     if within is not None:
         late = {name: r.first_step for name, r in bad.items()
-                if name not in SIGN_ONLY and r.first_step > within}
+                if name not in SIGN_ONLY | LATE and r.first_step > within}
         assert not late, f"caught only after step {within}: {late}"
 
 
@@ -197,3 +202,14 @@ def test_a_changed_constant_fails_with_the_step_where_curves_part(monkeypatch):
     assert "curve 'adam': 'loss' parts at step 1:" in result.message
     assert "curve 'adam': 'param_norm' parts at step 0:" in result.message
     assert "largest deviation" in result.message
+
+
+def test_a_run_that_diverges_as_recorded_matches_and_one_that_diverges_otherwise_does_not():
+    """RAdam's float32 Rosenbrock curve overflows at step 4: the same infinity (or NaN)
+    where one was recorded is the same curve; another one, or a finite value, is not."""
+    inf, nan = float("inf"), float("nan")
+    recorded = Curve("r", {"loss": [1.0, 2.0, inf, nan]}, tolerance={"loss": [0.0] * 4})
+    assert compare_curves(recorded, Curve("r", {"loss": [1.0, 2.0, inf, nan]})).ok
+    for other in ([1.0, 2.0, -inf, nan], [1.0, 2.0, 1e38, nan], [1.0, 2.0, inf, 0.0]):
+        result = compare_curves(recorded, Curve("r", {"loss": other}))
+        assert not result.ok and result.first_step == (2 if other[2] != inf else 3)
