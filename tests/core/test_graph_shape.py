@@ -37,7 +37,9 @@ MODES = ["NUMBA", "CVM"] if PYTENSOR_3 else ["CVM"]  # Numba is PyTensor 3's def
 #: rules whose state update and parameter update are siblings (both read the old state,
 #: neither reads the other's result): PyTensor 3 fuses them into one loop with two outputs,
 #: PyTensor 2.38's fusion joins chains only, so there they stay two loops per parameter
-SIBLINGS = {"lion"}
+#: (Lion's sign and momentum; Adan's kept gradient; ADOPT's second moment, updated after
+#: the step that reads the old one)
+SIBLINGS = {"lion", "adan", "adopt"}
 # the rules whose every transform is elementwise; adagrad_window keeps a window per element
 ELEMENTWISE = sorted(name for name, rule in symopt.RULES.items()
                      if rule(learning_rate=0.1).elementwise)
@@ -59,7 +61,9 @@ def test_one_in_place_loop_per_parameter_and_no_float64(name, mode):
     per_parameter = 2 if name in SIBLINGS and not PYTENSOR_3 else 1
     assert len(loops) + len(fused) == 2 * per_parameter, [str(n.op) for n in loops + fused]
     assert all(n.op.destroy_map for n in loops + fused)
-    if mode == "CVM" and rulebook.ROWS[name].roles:
+    # (on PyTensor 2.38 Adan's loop reads the gradient and the kept one: not rewritten)
+    rewritten = name != "adan" or PYTENSOR_3
+    if mode == "CVM" and rulebook.ROWS[name].roles and rewritten:
         assert len(fused) == 2 and all(n.op.n_tensors == 1 and n.op.inplace for n in fused)
     else:
         assert not fused
