@@ -26,7 +26,7 @@ PYTENSOR_3 = int(pytensor.__version__.split(".")[0]) >= 3
 # two arrays read: PyTensor keeps it, and the one loop it fuses all rules into here)
 STATEFUL = sorted(name for name in symopt.RULES
                   if rulebook.ROWS[name].roles and rulebook.ROWS[name].fused is not None
-                  and (PYTENSOR_3 or name != "lion"))
+                  and (PYTENSOR_3 or name not in {"lion", "adan", "adopt"}))
 
 
 def _modes():

@@ -58,12 +58,25 @@ def test_symopt_momentum_matches_pymc_momentum(observed):
     np.testing.assert_allclose(ours.hist, theirs.hist, rtol=1e-9)
 
 
-@pytest.mark.parametrize("name", sorted(symopt.RULES))
+#: LARS's first step, where ADVI's parameters are all zero, has no norm to scale by and
+#: takes the whole learning rate times the full-data gradient (optax's fallback ratio 1):
+#: measured, it diverges at every rate tried (0.01, 0.1, 1.0, 3.0)
+ADVI_LIMITS = {"lars": "LARS diverges from ADVI's all-zero start"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=ADVI_LIMITS[n]))
+    if n in ADVI_LIMITS else n for n in sorted(symopt.RULES)])
 def test_every_rule_drives_advi(observed, name):
     # Plain gradient steps see the full-data gradient (~300 points): they need a small rate.
     rates = {"adagrad": 0.1, "adadelta": 1.0, "sgd": 1e-3, "momentum": 1e-4,
-             "nesterov_momentum": 1e-4}
+             "nesterov_momentum": 1e-4, "asgd": 1e-3}
     rule = symopt.RULES[name](learning_rate=rates.get(name, 0.01))
+    if symopt.RULES[name].needs_loss:
+        # pm.fit hands its optimizer the gradients of the objective, not the objective
+        with pytest.raises(TypeError, match=f"{name} needs the loss itself"):
+            _fit(observed, rule, n=10)
+        return
     approx = _fit(observed, rule, n=1500)
     assert np.all(np.isfinite(approx.hist))
     assert approx.hist[-100:].mean() < approx.hist[:10].mean()
