@@ -70,7 +70,8 @@ ADVI_LIMITS = {"lars": "LARS diverges from ADVI's all-zero start"}
 def test_every_rule_drives_advi(observed, name):
     # Plain gradient steps see the full-data gradient (~300 points): they need a small rate.
     rates = {"adagrad": 0.1, "adadelta": 1.0, "sgd": 1e-3, "momentum": 1e-4,
-             "nesterov_momentum": 1e-4, "asgd": 1e-3}
+             "nesterov_momentum": 1e-4, "asgd": 1e-3,
+             "prodigy": 1.0}  # (Prodigy estimates its step; the rate is a factor on it)
     rule = symopt.RULES[name](learning_rate=rates.get(name, 0.01))
     if symopt.RULES[name].needs_loss:
         # pm.fit hands its optimizer the gradients of the objective, not the objective
