@@ -36,7 +36,7 @@ def test_the_tables_follow_the_result_files(tmp_path):
                         ignore=shutil.ignore_patterns("histories", "*.png"))
     header, rows, sources = tables.studies(tmp_path)
     main_row = next(row for row in rows if row[0].startswith("main job"))[1]
-    assert main_row.startswith("best validation accuracy 0.826 (adam, amsgrad, adamw, book.adam)")
+    assert main_row.startswith("best validation accuracy 0.843 (lion), last 0.665 (adagrad_window)")
     comparison = tmp_path / "docs/results/compare_rules/comparison.json"
     results = json.loads(comparison.read_text())
     next(r for r in results if r["rule"] == "nadam")["valid_accuracy"] = 0.9
