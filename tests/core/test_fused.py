@@ -23,6 +23,8 @@ import symopt
 from symopt.fused import CHUNK, FusedUpdate, NotFusable
 from symopt.lab.rulebook import ROWS
 
+from .toys import ROUNDING_ONLY
+
 SHAPES = [(3, 4), (4,), (2, 2, 2), (5,)]
 # a broadcastable dimension: PyTensor's own loop for it is shaped differently, and gcc
 # contracts a * b + c into a fused multiply-add in one loop and not in the other
@@ -83,12 +85,7 @@ def _fused_nodes(functions):
             if isinstance(n.op, FusedUpdate)]
 
 
-#: rules whose first step picks an initial value with a switch (yogi's accumulator,
-#: ADOPT's first second moment, the schedule-free weights): PyTensor's rewrites order that
-#: branch's arithmetic differently in the per-tensor loop than in the fused loop body, so
-#: the two agree to rounding (measured on the C VM: at most 16 ulps of a parameter, 94 of
-#: a state value near zero, after 10 steps) rather than bit for bit
-ROUNDING_ONLY = {"yogi", "adopt", "adan", "schedule_free_sgd", "schedule_free_adamw"}
+# ROUNDING_ONLY (tests/core/toys.py): rules that agree with the per-tensor loop to rounding
 
 
 def _assert_same(a, b, rtol=None, atol=0.0):

@@ -19,6 +19,8 @@ import symopt
 from symopt.fused import FusedUpdate
 from symopt.lab import rulebook
 
+from .toys import ROUNDING_ONLY
+
 # the elementwise rules with per-parameter state (not Shampoo, SOAP, adagrad_window: their
 # loops read more than a gradient)
 PYTENSOR_3 = int(pytensor.__version__.split(".")[0]) >= 3
@@ -77,11 +79,7 @@ def test_every_stateful_rule_gets_the_vectorised_loop_on_the_c_vm():
     assert loops and not fused
 
 
-#: rules whose first step picks an initial value with a switch: in one loop over every
-#: rule, gcc schedules (and contracts into FMAs) that branch's arithmetic differently in
-#: PyTensor's scalar loop than in the vectorised one, so they agree to rounding (measured:
-#: at most 6.5e-16 relative after 4 steps), not bit for bit
-ROUNDING_ONLY = {"yogi", "adopt", "adan", "schedule_free_sgd", "schedule_free_adamw"}
+# ROUNDING_ONLY (tests/core/toys.py): rules that agree with the per-tensor loop to rounding
 
 
 @pytest.mark.parametrize("name", STATEFUL)
