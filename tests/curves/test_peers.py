@@ -75,14 +75,21 @@ def test_recorded_curve_agrees_with_torch_optim(problem_name, form):
     curve = recorded(problem_name, form)
     x = torch.tensor(problem.initial[0][1].copy(), requires_grad=True)
     optimizer, kwargs = peer_of("torch", form, torch, curve.metadata["hyperparameters"])
-    opt = optimizer([x], **kwargs)
     loss_fn, losses = _loss_fn(problem, torch), []
-    for _ in range(STEPS):
-        opt.zero_grad()
-        loss = loss_fn(x)
-        loss.backward()
-        losses.append(loss.item())
-        opt.step()
+    # torch keeps some scalar state in its default dtype (ASGD's eta and mu), which is
+    # float32 unless set: a float32 eta parts Rosenbrock's curve by 1e-7 at step 1.
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        opt = optimizer([x], **kwargs)
+        for _ in range(STEPS):
+            opt.zero_grad()
+            loss = loss_fn(x)
+            loss.backward()
+            losses.append(loss.item())
+            opt.step()
+    finally:
+        torch.set_default_dtype(default)
     np.testing.assert_allclose(losses, curve.values["loss"][:STEPS], rtol=RTOL, atol=ATOL)
 
 
