@@ -157,6 +157,8 @@ def check_positive_int(value, name):
 
 def nonzero(value):
     """False only for a literal zero: a rule may then leave a term out of its graph."""
+    if isinstance(value, Hyperparameter):
+        value = value.value
     return not _is_number(value) or float(value) != 0
 
 

@@ -344,9 +344,10 @@ def _moments(g, p, b1, b2, rule):
     return m_new, v_new, [(m, m_new), (v, v_new)]
 
 
-def _check_betas(beta1, beta2):
-    check_hyper(beta1, "beta1", low=0, high=1, high_open=True)
-    check_hyper(beta2, "beta2", low=0, high=1, high_open=True)
+def _betas(beta1, beta2):
+    """Adam's two decay rates, each in [0, 1)."""
+    return (Hyperparameter(beta1, "beta1", low=0, high=1, high_open=True),
+            Hyperparameter(beta2, "beta2", low=0, high=1, high_open=True))
 
 
 def _adam_family(rule, beta1, beta2, epsilon, direction):
@@ -355,8 +356,7 @@ def _adam_family(rule, beta1, beta2, epsilon, direction):
     ``direction(g, p, b1, b2, eps, t)`` returns ``(step, state_pairs)`` for one parameter,
     with ``t`` the step count (1 at the first step) cast to the parameter's dtype.
     """
-    beta1 = Hyperparameter(beta1, "beta1", low=0, high=1, high_open=True)
-    beta2 = Hyperparameter(beta2, "beta2", low=0, high=1, high_open=True)
+    beta1, beta2 = _betas(beta1, beta2)
     epsilon = _epsilon(epsilon)
 
     def transform(steps, params):
@@ -409,8 +409,8 @@ def scale_by_adam(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 
     and the counter ``<name>.t``.
     """
     _check_placement(epsilon_placement, learning_rate)
-    check_hyper(eps_root, "eps_root", low=0)
-    if nonzero(eps_root) and epsilon_placement != "after_correction":
+    eps_root = Hyperparameter(eps_root, "eps_root", low=0)
+    if nonzero(eps_root.value) and epsilon_placement != "after_correction":
         raise ValueError("eps_root is added under the root of the corrected second moment, "
                          "so it needs epsilon_placement='after_correction', got "
                          f"{epsilon_placement!r}")
@@ -419,8 +419,8 @@ def scale_by_adam(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 
         m, v, pairs = _moments(g, p, b1, b2, name)
         if epsilon_placement == "after_correction":
             v_hat = v / (1 - b2**t)
-            if nonzero(eps_root):
-                v_hat = v_hat + as_scalar(eps_root, p.dtype)
+            if nonzero(eps_root.value):
+                v_hat = v_hat + eps_root(p.dtype)
             return (m / (1 - b1**t)) / (pt.sqrt(v_hat) + eps), pairs
         alpha = _step_size(pt.sqrt(1 - b2**t), 1 - b1**t, learning_rate, p.dtype)
         return alpha * m / (pt.sqrt(v) + eps), pairs
@@ -641,12 +641,12 @@ def scale_by_radam(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar =
     :math:`r_t = \sqrt{(\rho_t-4)(\rho_t-2)\rho_\infty / ((\rho_\infty-4)(\rho_\infty-2)\rho_t)}`,
     the form of ``torch.optim.RAdam``. State: ``<param>.m``, ``<param>.v``, ``radam.t``.
     """
-    _check_betas(beta1, beta2)
-    check_hyper(epsilon, "epsilon", low=0)
+    beta1, beta2 = _betas(beta1, beta2)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
 
     def direction(g, p, t):
         dtype = p.dtype
-        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+        b1, b2 = beta1(dtype), beta2(dtype)
         m = param_state(p, "m", "radam")
         v = param_state(p, "v", "radam")
         m_new = _lerp(m, g, 1 - b1)
@@ -659,7 +659,7 @@ def scale_by_radam(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar =
             as_scalar(0, dtype)))
         m_hat = m_new / bias1
         rectified = m_hat * rectifier * pt.sqrt(bias2) / (pt.sqrt(v_new)
-                                                          + as_scalar(epsilon, dtype))
+                                                          + epsilon(dtype))
         step = pt.switch(pt.gt(rho_t, 5), rectified, m_hat)
         return step, [(m, m_new), (v, v_new)]
 
@@ -690,21 +690,21 @@ def scale_by_adafactor(learning_rate: Scalar = 1e-2, beta2_decay: Scalar = -0.8,
     and ``shape[:-2] + (1, shape[-1])``) for tensors of two dimensions or more,
     ``<param>.variance`` for the others, and ``adafactor.t``.
     """
-    check_hyper(learning_rate, "learning_rate", low=0)
-    check_hyper(beta2_decay, "beta2_decay", high=0)
+    learning_rate = Hyperparameter(learning_rate, "learning_rate", low=0)
+    beta2_decay = Hyperparameter(beta2_decay, "beta2_decay", high=0)
     if epsilon1 is not None:
-        check_hyper(epsilon1, "epsilon1", low=0)
-    check_hyper(epsilon2, "epsilon2", low=0)
-    check_hyper(d, "d", low=1)
-    check_hyper(weight_decay, "weight_decay", low=0)
+        epsilon1 = Hyperparameter(epsilon1, "epsilon1", low=0)
+    epsilon2 = Hyperparameter(epsilon2, "epsilon2", low=0)
+    d = Hyperparameter(d, "d", low=1)
+    weight_decay = Hyperparameter(weight_decay, "weight_decay", low=0)
 
     def direction(g, p, t):
         dtype = p.dtype
-        lr = as_scalar(learning_rate, dtype)
-        eps1 = as_scalar(np.finfo(dtype).eps if epsilon1 is None else epsilon1, dtype)
+        lr = learning_rate(dtype)
+        eps1 = as_scalar(np.finfo(dtype).eps, dtype) if epsilon1 is None else epsilon1(dtype)
         size = pt.cast(p.size, dtype)
-        w = t ** as_scalar(beta2_decay, dtype)
-        alpha = (pt.maximum(as_scalar(epsilon2, dtype), _frobenius(p) / pt.sqrt(size))
+        w = t ** beta2_decay(dtype)
+        alpha = (pt.maximum(epsilon2(dtype), _frobenius(p) / pt.sqrt(size))
                  * pt.minimum(lr, 1 / pt.sqrt(t)))
         g2 = pt.sqr(g)
         if p.ndim >= 2:
@@ -723,10 +723,10 @@ def scale_by_adafactor(learning_rate: Scalar = 1e-2, beta2_decay: Scalar = -0.8,
             pairs = [(variance, v_hat)]
         u = g / pt.sqrt(pt.maximum(v_hat, eps1 * eps1))
         clipping = pt.maximum(as_scalar(1, dtype),
-                              _frobenius(u) / pt.sqrt(size) / as_scalar(d, dtype))
+                              _frobenius(u) / pt.sqrt(size) / d(dtype))
         step = (alpha / clipping) * u
-        if nonzero(weight_decay):
-            step = step + (lr * as_scalar(weight_decay, dtype)) * p
+        if nonzero(weight_decay.value):
+            step = step + (lr * weight_decay(dtype)) * p
         return step, pairs
 
     return _counted("adafactor", direction, elementwise=False)
@@ -749,11 +749,11 @@ def scale_by_asgd(learning_rate: Scalar = 1e-2, lambd: Scalar = 1e-4, alpha: Sca
     The step is uphill, in the parameter's units. State: ``<param>.average``
     (:math:`\bar\theta`, the averaged parameters) and ``asgd.t``.
     """
-    check_hyper(learning_rate, "learning_rate", low=0)
-    check_hyper(lambd, "lambd", low=0)
-    check_hyper(alpha, "alpha", low=0)
-    check_hyper(t0, "t0", low=0)
-    check_hyper(weight_decay, "weight_decay", low=0)
+    learning_rate = Hyperparameter(learning_rate, "learning_rate", low=0)
+    lambd = Hyperparameter(lambd, "lambd", low=0)
+    alpha = Hyperparameter(alpha, "alpha", low=0)
+    t0 = Hyperparameter(t0, "t0", low=0)
+    weight_decay = Hyperparameter(weight_decay, "weight_decay", low=0)
 
     def transform(steps, params):
         t = step_counter("asgd")
@@ -761,11 +761,11 @@ def scale_by_asgd(learning_rate: Scalar = 1e-2, lambd: Scalar = 1e-4, alpha: Sca
         for g, p in zip(steps, params, strict=True):
             dtype = p.dtype
             k = pt.cast(t, dtype)
-            lr, lam = as_scalar(learning_rate, dtype), as_scalar(lambd, dtype)
-            eta = lr / (1 + lam * lr * k) ** as_scalar(alpha, dtype)
-            mu = 1 / pt.maximum(as_scalar(1, dtype), k - as_scalar(t0, dtype))
-            if nonzero(weight_decay):
-                g = g + as_scalar(weight_decay, dtype) * p
+            lr, lam = learning_rate(dtype), lambd(dtype)
+            eta = lr / (1 + lam * lr * k) ** alpha(dtype)
+            mu = 1 / pt.maximum(as_scalar(1, dtype), k - t0(dtype))
+            if nonzero(weight_decay.value):
+                g = g + weight_decay(dtype) * p
             step = (lam * eta) * p + eta * g
             new_p = p - step
             average = param_state(p, "average", "asgd")
@@ -818,10 +818,10 @@ def scale_by_muon(learning_rate: Scalar = 1e-3, weight_decay: Scalar = 0.1, mome
     rates in it. Not elementwise. State: ``<param>.m`` for every parameter,
     ``<param>.v`` for the AdamW ones, and ``muon.t``.
     """
-    check_hyper(learning_rate, "learning_rate", low=0)
-    check_hyper(weight_decay, "weight_decay", low=0)
-    check_hyper(momentum, "momentum", low=0, high=1)
-    check_hyper(epsilon, "epsilon", low=0)
+    learning_rate = Hyperparameter(learning_rate, "learning_rate", low=0)
+    weight_decay = Hyperparameter(weight_decay, "weight_decay", low=0)
+    momentum = Hyperparameter(momentum, "momentum", low=0, high=1)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
     ns_steps = check_positive_int(ns_steps, "ns_steps")
     if len(ns_coefficients) != 3:
         raise ValueError(f"ns_coefficients must be three numbers (a, b, c), got "
@@ -832,40 +832,39 @@ def scale_by_muon(learning_rate: Scalar = 1e-3, weight_decay: Scalar = 0.1, mome
         raise ValueError(f"adjust_lr_fn must be None, 'original' or 'match_rms_adamw', got "
                          f"{adjust_lr_fn!r}")
     if adam_learning_rate is not None:
-        check_hyper(adam_learning_rate, "adam_learning_rate", low=0)
-    check_hyper(adam_beta1, "adam_beta1", low=0, high=1, high_open=True)
-    check_hyper(adam_beta2, "adam_beta2", low=0, high=1, high_open=True)
-    check_hyper(adam_epsilon, "adam_epsilon", low=0)
-    check_hyper(adam_weight_decay, "adam_weight_decay", low=0)
+        adam_learning_rate = Hyperparameter(adam_learning_rate, "adam_learning_rate", low=0)
+    adam_beta1 = Hyperparameter(adam_beta1, "adam_beta1", low=0, high=1, high_open=True)
+    adam_beta2 = Hyperparameter(adam_beta2, "adam_beta2", low=0, high=1, high_open=True)
+    adam_epsilon = Hyperparameter(adam_epsilon, "adam_epsilon", low=0)
+    adam_weight_decay = Hyperparameter(adam_weight_decay, "adam_weight_decay", low=0)
 
     def direction(g, p, t):
         dtype = p.dtype
         m = param_state(p, "m", "muon")
         if p.ndim == 2:
             rows, cols = p.get_value(borrow=True).shape
-            mu = as_scalar(momentum, dtype)
+            mu = momentum(dtype)
             m_new = _lerp(m, g, 1 - mu)
             u = _lerp(g, m_new, mu) if nesterov else m_new
             coefficients = [as_scalar(c, dtype) for c in ns_coefficients]
             o = _newton_schulz(u, (rows, cols), coefficients, ns_steps,
-                               as_scalar(epsilon, dtype))
+                               epsilon(dtype))
             ratio = (math.sqrt(max(1, rows / cols)) if adjust_lr_fn in (None, "original")
                      else 0.2 * math.sqrt(max(rows, cols)))
-            lr = as_scalar(learning_rate, dtype)
+            lr = learning_rate(dtype)
             step = (lr * as_scalar(ratio, dtype)) * o
-            if nonzero(weight_decay):
-                step = step + (lr * as_scalar(weight_decay, dtype)) * p
+            if nonzero(weight_decay.value):
+                step = step + (lr * weight_decay(dtype)) * p
             return step, [(m, m_new)]
-        b1, b2 = as_scalar(adam_beta1, dtype), as_scalar(adam_beta2, dtype)
-        lr = as_scalar(learning_rate if adam_learning_rate is None else adam_learning_rate,
-                       dtype)
+        b1, b2 = adam_beta1(dtype), adam_beta2(dtype)
+        lr = (learning_rate if adam_learning_rate is None else adam_learning_rate)(dtype)
         v = param_state(p, "v", "muon")
         m_new = _lerp(m, g, 1 - b1)
         v_new = b2 * v + (1 - b2) * pt.sqr(g)
-        denominator = pt.sqrt(v_new) / pt.sqrt(1 - b2**t) + as_scalar(adam_epsilon, dtype)
+        denominator = pt.sqrt(v_new) / pt.sqrt(1 - b2**t) + adam_epsilon(dtype)
         step = (lr / (1 - b1**t)) * (m_new / denominator)
-        if nonzero(adam_weight_decay):
-            step = step + (lr * as_scalar(adam_weight_decay, dtype)) * p
+        if nonzero(adam_weight_decay.value):
+            step = step + (lr * adam_weight_decay(dtype)) * p
         return step, [(m, m_new), (v, v_new)]
 
     return _counted("muon", direction, elementwise=False)
@@ -883,16 +882,16 @@ def scale_by_trust_ratio(trust_coefficient: Scalar = 1.0, epsilon: Scalar = 0.0)
     2017) and, with :math:`\kappa = 1, \epsilon = 0`, LAMB's (You et al., 2020), as optax
     computes them. Not elementwise; no state.
     """
-    check_hyper(trust_coefficient, "trust_coefficient", low=0)
-    check_hyper(epsilon, "epsilon", low=0)
+    trust_coefficient = Hyperparameter(trust_coefficient, "trust_coefficient", low=0)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
 
     def transform(steps, params):
         new_steps = []
         for s, p in zip(steps, params, strict=True):
             dtype = p.dtype
             param_norm, step_norm = _frobenius(p), _frobenius(s)
-            ratio = (as_scalar(trust_coefficient, dtype) * param_norm
-                     / (step_norm + as_scalar(epsilon, dtype)))
+            ratio = (trust_coefficient(dtype) * param_norm
+                     / (step_norm + epsilon(dtype)))
             zero = pt.or_(pt.eq(param_norm, 0), pt.eq(step_norm, 0))
             new_steps.append(s * pt.switch(zero, as_scalar(1, dtype), ratio))
         return new_steps, []
@@ -914,15 +913,16 @@ def scale_by_yogi(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 
     first step reads that value instead). State: ``<param>.m``, ``<param>.v``,
     ``yogi.t``.
     """
-    _check_betas(beta1, beta2)
-    check_hyper(epsilon, "epsilon", low=0)
-    check_hyper(initial_accumulator_value, "initial_accumulator_value", low=0)
-    check_hyper(eps_root, "eps_root", low=0)
+    beta1, beta2 = _betas(beta1, beta2)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
+    initial_accumulator_value = Hyperparameter(initial_accumulator_value,
+                                               "initial_accumulator_value", low=0)
+    eps_root = Hyperparameter(eps_root, "eps_root", low=0)
 
     def direction(g, p, t):
         dtype = p.dtype
-        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
-        first, start = pt.eq(t, 1), as_scalar(initial_accumulator_value, dtype)
+        b1, b2 = beta1(dtype), beta2(dtype)
+        first, start = pt.eq(t, 1), initial_accumulator_value(dtype)
         m = param_state(p, "m", "yogi")
         v = param_state(p, "v", "yogi")
         m_old, v_old = pt.switch(first, start, m), pt.switch(first, start, v)
@@ -930,9 +930,9 @@ def scale_by_yogi(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 
         g2 = pt.sqr(g)
         v_new = v_old - (1 - b2) * pt.sign(v_old - g2) * g2
         v_hat = v_new / (1 - b2**t)
-        if nonzero(eps_root):
-            v_hat = v_hat + as_scalar(eps_root, dtype)
-        step = (m_new / (1 - b1**t)) / (pt.sqrt(v_hat) + as_scalar(epsilon, dtype))
+        if nonzero(eps_root.value):
+            v_hat = v_hat + eps_root(dtype)
+        step = (m_new / (1 - b1**t)) / (pt.sqrt(v_hat) + epsilon(dtype))
         return step, [(m, m_new), (v, v_new)]
 
     return _counted("yogi", direction)
@@ -956,24 +956,24 @@ def scale_by_adan(beta1: Scalar = 0.98, beta2: Scalar = 0.92, beta3: Scalar = 0.
     State: ``<param>.m``, ``<param>.v``, ``<param>.n``, ``<param>.prev_grad``,
     ``adan.t``.
     """
-    _check_betas(beta1, beta2)
-    check_hyper(beta3, "beta3", low=0, high=1, high_open=True)
-    check_hyper(epsilon, "epsilon", low=0)
-    check_hyper(eps_root, "eps_root", low=0)
+    beta1, beta2 = _betas(beta1, beta2)
+    beta3 = Hyperparameter(beta3, "beta3", low=0, high=1, high_open=True)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
+    eps_root = Hyperparameter(eps_root, "eps_root", low=0)
 
     def direction(g, p, t):
         dtype = p.dtype
-        b1, b2, b3 = (as_scalar(b, dtype) for b in (beta1, beta2, beta3))
+        b1, b2, b3 = (b(dtype) for b in (beta1, beta2, beta3))
         m, v, n, prev = (param_state(p, role, "adan") for role in ("m", "v", "n", "prev_grad"))
         diff = pt.switch(pt.eq(t, 1), as_scalar(0, dtype), g - prev)
         m_new = b1 * m + (1 - b1) * g
         v_new = b2 * v + (1 - b2) * diff
         n_new = b3 * n + (1 - b3) * pt.sqr(g + b2 * diff)
         n_hat = n_new / (1 - b3**t)
-        if nonzero(eps_root):
-            n_hat = n_hat + as_scalar(eps_root, dtype)
+        if nonzero(eps_root.value):
+            n_hat = n_hat + eps_root(dtype)
         step = ((m_new / (1 - b1**t) + b2 * (v_new / (1 - b2**t)))
-                / (pt.sqrt(n_hat) + as_scalar(epsilon, dtype)))
+                / (pt.sqrt(n_hat) + epsilon(dtype)))
         # g itself (t >= 1 at every step), with the state's broadcast pattern: a gradient
         # of static shape (1, n) could not update a state of shape (?, ?) as it is
         prev_new = pt.switch(pt.ge(t, 1), g, prev)
@@ -997,22 +997,22 @@ def scale_by_adabelief(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scal
 
     State: ``<param>.m``, ``<param>.s``, ``adabelief.t``.
     """
-    _check_betas(beta1, beta2)
-    check_hyper(epsilon, "epsilon", low=0)
-    check_hyper(eps_root, "eps_root", low=0)
+    beta1, beta2 = _betas(beta1, beta2)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
+    eps_root = Hyperparameter(eps_root, "eps_root", low=0)
 
     def direction(g, p, t):
         dtype = p.dtype
-        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+        b1, b2 = beta1(dtype), beta2(dtype)
         m = param_state(p, "m", "adabelief")
         s = param_state(p, "s", "adabelief")
         m_new = b1 * m + (1 - b1) * g
-        s_new = b2 * s + (1 - b2) * pt.sqr(g - m_new) + as_scalar(eps_root, dtype)
+        s_new = b2 * s + (1 - b2) * pt.sqr(g - m_new) + eps_root(dtype)
         if nesterov:
             m_hat = b1 * (m_new / (1 - b1 ** (t + 1))) + (1 - b1) * (g / (1 - b1**t))
         else:
             m_hat = m_new / (1 - b1**t)
-        step = m_hat / (pt.sqrt(s_new / (1 - b2**t)) + as_scalar(epsilon, dtype))
+        step = m_hat / (pt.sqrt(s_new / (1 - b2**t)) + epsilon(dtype))
         return step, [(m, m_new), (s, s_new)]
 
     return _counted("adabelief", direction)
@@ -1032,22 +1032,22 @@ def scale_by_novograd(beta1: Scalar = 0.9, beta2: Scalar = 0.25, epsilon: Scalar
     Not elementwise (the norm of each tensor). State: ``<param>.m``, ``<param>.v`` (a
     scalar per parameter) and ``novograd.t``.
     """
-    _check_betas(beta1, beta2)
-    check_hyper(epsilon, "epsilon", low=0)
-    check_hyper(eps_root, "eps_root", low=0)
-    check_hyper(weight_decay, "weight_decay", low=0)
+    beta1, beta2 = _betas(beta1, beta2)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
+    eps_root = Hyperparameter(eps_root, "eps_root", low=0)
+    weight_decay = Hyperparameter(weight_decay, "weight_decay", low=0)
 
     def direction(g, p, t):
         dtype = p.dtype
-        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+        b1, b2 = beta1(dtype), beta2(dtype)
         m = param_state(p, "m", "novograd")
         v = param_state(p, "v", "novograd", shape_of=lambda shape: ())
         square = pt.sum(pt.sqr(g))
         v_new = pt.switch(pt.eq(t, 1), square, (1 - b2) * square + b2 * v)
-        root = v_new + as_scalar(eps_root, dtype) if nonzero(eps_root) else v_new
-        d = g / (pt.sqrt(root) + as_scalar(epsilon, dtype))
-        if nonzero(weight_decay):
-            d = d + as_scalar(weight_decay, dtype) * p
+        root = v_new + eps_root(dtype) if nonzero(eps_root.value) else v_new
+        d = g / (pt.sqrt(root) + epsilon(dtype))
+        if nonzero(weight_decay.value):
+            d = d + weight_decay(dtype) * p
         m_new = b1 * m + d
         return m_new, [(m, m_new), (v, v_new)]
 
@@ -1072,19 +1072,19 @@ def scale_by_adopt(beta1: Scalar = 0.9, beta2: Scalar = 0.9999, epsilon: Scalar 
     when None, no clipping with ``use_clipping=False``. State: ``<param>.m``,
     ``<param>.v``, ``adopt.t``.
     """
-    _check_betas(beta1, beta2)
-    check_hyper(epsilon, "epsilon", low=0)
+    beta1, beta2 = _betas(beta1, beta2)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
     if clip_value_fn is not None and not callable(clip_value_fn):
         raise TypeError(f"clip_value_fn must be a function of the step count or None, got "
                         f"{type(clip_value_fn).__name__}")
 
     def direction(g, p, t):
         dtype = p.dtype
-        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+        b1, b2 = beta1(dtype), beta2(dtype)
         m = param_state(p, "m", "adopt")
         v = param_state(p, "v", "adopt")
         first = pt.eq(t, 1)
-        normed = g / pt.maximum(pt.sqrt(v), as_scalar(epsilon, dtype))
+        normed = g / pt.maximum(pt.sqrt(v), epsilon(dtype))
         if use_clipping:
             k = t - 1
             limit = k ** as_scalar(0.25, dtype) if clip_value_fn is None else clip_value_fn(k)
@@ -1118,24 +1118,24 @@ def scale_by_ademamix(beta1: Scalar = 0.9, beta2: Scalar = 0.999, beta3: Scalar 
     (the paper's warm-up schedules). State: ``<param>.m1``, ``<param>.m2``,
     ``<param>.nu``, ``ademamix.t``.
     """
-    _check_betas(beta1, beta2)
-    check_hyper(beta3, "beta3", low=0, high=1, high_open=True)
-    check_hyper(alpha, "alpha", low=0)
-    check_hyper(epsilon, "epsilon", low=0)
-    check_hyper(eps_root, "eps_root", low=0)
+    beta1, beta2 = _betas(beta1, beta2)
+    beta3 = Hyperparameter(beta3, "beta3", low=0, high=1, high_open=True)
+    alpha = Hyperparameter(alpha, "alpha", low=0)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
+    eps_root = Hyperparameter(eps_root, "eps_root", low=0)
 
     def direction(g, p, t):
         dtype = p.dtype
-        b1, b2, b3 = (as_scalar(b, dtype) for b in (beta1, beta2, beta3))
+        b1, b2, b3 = (b(dtype) for b in (beta1, beta2, beta3))
         m1, m2, nu = (param_state(p, role, "ademamix") for role in ("m1", "m2", "nu"))
         m1_new = b1 * m1 + (1 - b1) * g
         m2_new = b3 * m2 + (1 - b3) * g
         nu_new = b2 * nu + (1 - b2) * pt.sqr(g)
         nu_hat = nu_new / (1 - b2**t)
-        if nonzero(eps_root):
-            nu_hat = nu_hat + as_scalar(eps_root, dtype)
-        step = ((m1_new / (1 - b1**t) + as_scalar(alpha, dtype) * m2_new)
-                / (pt.sqrt(nu_hat) + as_scalar(epsilon, dtype)))
+        if nonzero(eps_root.value):
+            nu_hat = nu_hat + eps_root(dtype)
+        step = ((m1_new / (1 - b1**t) + alpha(dtype) * m2_new)
+                / (pt.sqrt(nu_hat) + epsilon(dtype)))
         return step, [(m1, m1_new), (m2, m2_new), (nu, nu_new)]
 
     return _counted("ademamix", direction)
@@ -1171,15 +1171,15 @@ def scale_by_schedule_free(learning_rate: Scalar = 1.0, warmup_steps: int | None
     ``<rule>.weight_sum`` and ``<rule>.t``; :func:`symopt.schedule_free_eval_params`
     gives :math:`x`.
     """
-    check_hyper(learning_rate, "learning_rate", low=0)
+    learning_rate = Hyperparameter(learning_rate, "learning_rate", low=0)
     if warmup_steps is not None:
         warmup_steps = check_positive_int(warmup_steps, "warmup_steps")
-    check_hyper(beta1, "beta1", low=0, high=1, low_open=True)
-    check_hyper(weight_decay, "weight_decay", low=0)
-    check_hyper(weight_lr_power, "weight_lr_power", low=0)
+    beta1 = Hyperparameter(beta1, "beta1", low=0, high=1, low_open=True)
+    weight_decay = Hyperparameter(weight_decay, "weight_decay", low=0)
+    weight_lr_power = Hyperparameter(weight_lr_power, "weight_lr_power", low=0)
     if beta2 is not None:
-        check_hyper(beta2, "beta2", low=0, high=1, high_open=True)
-        check_hyper(epsilon, "epsilon", low=0)
+        beta2 = Hyperparameter(beta2, "beta2", low=0, high=1, high_open=True)
+        epsilon = Hyperparameter(epsilon, "epsilon", low=0)
 
     def transform(steps, params):
         t = step_counter(rule)
@@ -1187,7 +1187,7 @@ def scale_by_schedule_free(learning_rate: Scalar = 1.0, warmup_steps: int | None
         dtype = _upcast(params)
         max_lr = rule_state(rule, "max_lr", dtype)
         weight_sum = rule_state(rule, "weight_sum", dtype)
-        lr = as_scalar(learning_rate, dtype)
+        lr = learning_rate(dtype)
 
         def schedule(count):
             if warmup_steps is None:
@@ -1197,7 +1197,7 @@ def scale_by_schedule_free(learning_rate: Scalar = 1.0, warmup_steps: int | None
             return (0 - lr) * fraction + lr
 
         max_lr_new = pt.maximum(max_lr, schedule(t_new))
-        weight = max_lr_new ** as_scalar(weight_lr_power, dtype)
+        weight = max_lr_new ** weight_lr_power(dtype)
         total = weight_sum + weight
         c_t = pt.switch(pt.eq(total, 0), as_scalar(0, dtype), weight / total)
         base_lr = schedule(t)
@@ -1205,7 +1205,7 @@ def scale_by_schedule_free(learning_rate: Scalar = 1.0, warmup_steps: int | None
         new_steps, state = [], []
         for g, p in zip(steps, params, strict=True):
             pdtype = p.dtype
-            b1 = as_scalar(beta1, pdtype)
+            b1 = beta1(pdtype)
             c, gamma = pt.cast(c_t, pdtype), pt.cast(base_lr, pdtype)
             z = param_state(p, "z", rule)
             z.tag.schedule_free_beta1 = beta1
@@ -1213,14 +1213,14 @@ def scale_by_schedule_free(learning_rate: Scalar = 1.0, warmup_steps: int | None
             if beta2 is None:
                 u = g
             else:
-                b2 = as_scalar(beta2, pdtype)
+                b2 = beta2(pdtype)
                 v = param_state(p, "v", rule)
                 v_new = (1 - b2) * pt.sqr(g) + b2 * v
                 v_hat = v_new / (1 - b2 ** pt.cast(t_new, pdtype))
-                u = (1 / (pt.sqrt(v_hat) + as_scalar(epsilon, pdtype))) * g
+                u = (1 / (pt.sqrt(v_hat) + epsilon(pdtype))) * g
                 state.append((v, v_new))
-            if nonzero(weight_decay):
-                u = u + as_scalar(weight_decay, pdtype) * p
+            if nonzero(weight_decay.value):
+                u = u + weight_decay(pdtype) * p
             z_new = z_old + (-gamma) * u
             x = (1 - c) * ((p - (1 - b1) * z_old) / b1) + c * z_new
             new_steps.append(p - (b1 * x + (1 - b1) * z_new))
@@ -1258,14 +1258,14 @@ def scale_by_prodigy(learning_rate: Scalar = 1.0, beta1: Scalar = 0.9, beta2: Sc
     a whole ``prodigy.estim_lr`` (:math:`d`, zero until the first step reads
     :math:`d_0`), ``prodigy.numerator`` (:math:`r`) and ``prodigy.t``.
     """
-    check_hyper(learning_rate, "learning_rate", low=0)
-    _check_betas(beta1, beta2)
+    learning_rate = Hyperparameter(learning_rate, "learning_rate", low=0)
+    beta1, beta2 = _betas(beta1, beta2)
     if beta3 is not None:
-        check_hyper(beta3, "beta3", low=0, high=1, high_open=True)
-    check_hyper(epsilon, "epsilon", low=0)
-    check_hyper(estim_lr0, "estim_lr0", low=0, low_open=True)
-    check_hyper(estim_lr_coef, "estim_lr_coef", low=0)
-    check_hyper(weight_decay, "weight_decay", low=0)
+        beta3 = Hyperparameter(beta3, "beta3", low=0, high=1, high_open=True)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
+    estim_lr0 = Hyperparameter(estim_lr0, "estim_lr0", low=0, low_open=True)
+    estim_lr_coef = Hyperparameter(estim_lr_coef, "estim_lr_coef", low=0)
+    weight_decay = Hyperparameter(weight_decay, "weight_decay", low=0)
 
     def transform(steps, params):
         t = step_counter("prodigy")
@@ -1274,12 +1274,12 @@ def scale_by_prodigy(learning_rate: Scalar = 1.0, beta1: Scalar = 0.9, beta2: Sc
         first = pt.eq(t, 0)
         d_state = rule_state("prodigy", "estim_lr", dtype)
         r_state = rule_state("prodigy", "numerator", dtype)
-        d0 = as_scalar(estim_lr0, dtype)
+        d0 = estim_lr0(dtype)
         d = pt.switch(first, d0, d_state)
         count = pt.cast(t_new, dtype)
-        b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
-        b3 = pt.sqrt(b2) if beta3 is None else as_scalar(beta3, dtype)
-        dlr = d * as_scalar(learning_rate, dtype) * (pt.sqrt(1 - b2**count) / (1 - b1**count))
+        b1, b2 = beta1(dtype), beta2(dtype)
+        b3 = pt.sqrt(b2) if beta3 is None else beta3(dtype)
+        dlr = d * learning_rate(dtype) * (pt.sqrt(1 - b2**count) / (1 - b1**count))
         initials = [param_state(p, "initial", "prodigy") for p in params]
         starts = [pt.switch(first, p, x0) for p, x0 in zip(params, initials)]
         numerator = pt.add(*[pt.cast(pt.sum(g * (x0 - p)), dtype)
@@ -1300,15 +1300,15 @@ def scale_by_prodigy(learning_rate: Scalar = 1.0, beta1: Scalar = 0.9, beta2: Sc
             state += [(m, m_new), (v, v_new), (grad_sum, grad_sum_new), (x0, start)]
         denominator = pt.add(*[pt.cast(pt.sum(pt.abs(new)), dtype)
                                for (_, new) in state[2::4]])
-        d_new = pt.maximum(d, as_scalar(estim_lr_coef, dtype) * r_new / denominator)
+        d_new = pt.maximum(d, estim_lr_coef(dtype) * r_new / denominator)
         new_steps = []
         for p, (m_new, v_new) in zip(params, moments):
             pdtype = p.dtype
             step_size = pt.cast(dlr, pdtype)
             step = step_size * m_new / (pt.sqrt(v_new) + pt.cast(d_new, pdtype)
-                                        * as_scalar(epsilon, pdtype))
-            if nonzero(weight_decay):
-                step = as_scalar(weight_decay, pdtype) * step_size * p + step
+                                        * epsilon(pdtype))
+            if nonzero(weight_decay.value):
+                step = weight_decay(pdtype) * step_size * p + step
             new_steps.append(step)
         return new_steps, state + [(d_state, d_new), (r_state, r_new), (t, t_new)]
 

@@ -25,7 +25,7 @@ from collections import OrderedDict
 import numpy as np
 import pytensor.tensor as pt
 
-from symopt._checks import as_scalar, check_hyper, describe
+from symopt._checks import Hyperparameter, describe
 from symopt.state import param_state, state_tag, step_counter
 from symopt.transform import ConfiguredRule, Transform, as_transform
 
@@ -300,7 +300,7 @@ def lookahead(rule, sync_period=6, slow_step_size=0.5):
     """
     block = as_transform(rule, "rule")
     sync_period = _steps_count(sync_period, "sync_period")
-    check_hyper(slow_step_size, "slow_step_size", low=0, high=1)
+    slow_step_size = Hyperparameter(slow_step_size, "slow_step_size", low=0, high=1)
 
     def transform(steps, params):
         t = step_counter("lookahead")
@@ -309,7 +309,7 @@ def lookahead(rule, sync_period=6, slow_step_size=0.5):
         inner_steps, state = block.transform(steps, params)
         new_steps = []
         for u, p in zip(inner_steps, params, strict=True):
-            alpha = as_scalar(slow_step_size, p.dtype)
+            alpha = slow_step_size(p.dtype)
             slow = param_state(p, "slow", "lookahead")
             slow_old = pt.switch(first, p, slow)
             difference = p + u - slow_old
@@ -370,14 +370,14 @@ def ema(updates, decay=0.999, debias=True):
     >>> _ = step(); _ = step(); symopt.averages(updates)[w].get_value()  # (2 * 0.25 + 0.5) / 3
     array([0.33333333])
     """
-    check_hyper(decay, "decay", low=0, high=1)
+    decay = Hyperparameter(decay, "decay", low=0, high=1)
     pairs, params = _pairs_and_params(updates)
     new_values = {id(var): value for var, value in pairs}
     t = step_counter("ema")
     t_new = t + 1
     added = []
     for p in params:
-        beta = as_scalar(decay, p.dtype)
+        beta = decay(p.dtype)
         average = param_state(p, "ema", "ema")
         average_new = (1 - beta) * new_values[id(p)] + beta * average
         added.append((average, average_new))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from symopt._checks import as_scalar, like_param, nonzero
+from symopt._checks import like_param, nonzero
 from symopt.blocks import (
     add_decayed_weights,
     identity,
@@ -2152,7 +2152,7 @@ def schedule_free_eval_params(updates: Sequence[tuple[Any, Any]] | dict[Any, Any
             slices.append((p, z))
             start += size
         for p, z in slices:
-            b1 = as_scalar(beta1, p.dtype)
+            b1 = beta1(p.dtype)
             averages[p] = like_param((p - (1 - b1) * z) / b1, p)
     missing = [p.name for p in params if p not in averages]
     if missing or not params:

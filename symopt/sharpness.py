@@ -20,7 +20,7 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 from pytensor.graph.replace import clone_replace
 
-from symopt._checks import as_scalar, check_hyper, like_param, nonzero
+from symopt._checks import Hyperparameter, as_scalar, check_hyper, like_param, nonzero
 from symopt.blocks import scale_by_learning_rate, trace
 from symopt.rules import register
 from symopt.second_order.curvature import depends_on
@@ -47,7 +47,7 @@ def sharpness_aware(rho: Scalar = 0.05) -> Transform:
     :math:`\theta + \epsilon`, so a compiled step evaluates it twice. Not elementwise;
     no state.
     """
-    check_hyper(rho, "rho", low=0)
+    rho = Hyperparameter(rho, "rho", low=0)
 
     def transform(steps, params):
         if not depends_on(steps, params):
@@ -60,7 +60,7 @@ def sharpness_aware(rho: Scalar = 0.05) -> Transform:
         perturbed = {}
         for g, p in zip(steps, params, strict=True):
             scale = pt.cast(norm, p.dtype)
-            epsilon = pt.switch(pt.gt(scale, 0), as_scalar(rho, p.dtype) * (g / scale),
+            epsilon = pt.switch(pt.gt(scale, 0), rho(p.dtype) * (g / scale),
                                 as_scalar(0, p.dtype))
             perturbed[p] = like_param(p + epsilon, p)
         return [like_param(g, p) for g, p in

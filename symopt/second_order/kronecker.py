@@ -31,7 +31,7 @@ import pytensor.tensor as pt
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.gradient import disconnected_grad
 
-from symopt._checks import as_scalar, check_hyper, check_positive_int, like_param
+from symopt._checks import Hyperparameter, as_scalar, check_hyper, check_positive_int, like_param
 from symopt.blocks import add_decayed_weights, scale_by_learning_rate
 from symopt.rules import _registered
 from symopt.second_order._periodic import periodic_eigenvectors, periodic_inverse_root
@@ -103,10 +103,11 @@ def _safe_ratio(numerator, denominator):
     return pt.switch(positive, numerator / pt.switch(positive, denominator, 1), 0)
 
 
-def _check_adam(beta1, beta2, epsilon):
-    check_hyper(beta1, "beta1", low=0, high=1, high_open=True)
-    check_hyper(beta2, "beta2", low=0, high=1, high_open=True)
-    check_hyper(epsilon, "epsilon", low=0)
+def _adam_hypers(beta1, beta2, epsilon):
+    """The Adam part's decay rates, each in [0, 1), and its epsilon."""
+    return (Hyperparameter(beta1, "beta1", low=0, high=1, high_open=True),
+            Hyperparameter(beta2, "beta2", low=0, high=1, high_open=True),
+            Hyperparameter(epsilon, "epsilon", low=0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -153,9 +154,9 @@ def scale_by_shampoo(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar
     ``<param>.left_root``, ``<param>.right_root`` (:math:`P_L`, :math:`P_R`); the counter
     ``shampoo.t``.
     """
-    _check_adam(beta1, beta2, epsilon)
-    check_hyper(shampoo_beta, "shampoo_beta", low=0, high=1)
-    check_hyper(shampoo_epsilon, "shampoo_epsilon", low=0, low_open=True)
+    beta1, beta2, epsilon = _adam_hypers(beta1, beta2, epsilon)
+    shampoo_beta = Hyperparameter(shampoo_beta, "shampoo_beta", low=0, high=1)
+    shampoo_epsilon = Hyperparameter(shampoo_epsilon, "shampoo_epsilon", low=0, low_open=True)
     every = check_positive_int(update_every, "update_every")
     max_dim = check_positive_int(max_dim, "max_dim")
     graft = bool(graft)
@@ -167,7 +168,7 @@ def scale_by_shampoo(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar
         new_steps, state = [], []
         for g, p in zip(steps, params, strict=True):
             dtype = p.dtype
-            b1, b2, eps = (as_scalar(x, dtype) for x in (beta1, beta2, epsilon))
+            b1, b2, eps = (x(dtype) for x in (beta1, beta2, epsilon))
             tt = pt.cast(t_new, dtype)
             sides = _matrix_sides(p, max_dim)
             m = param_state(p, "m", "shampoo")
@@ -184,8 +185,8 @@ def scale_by_shampoo(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar
                 new_steps.append(adam)
                 state += pairs
                 continue
-            beta_l = as_scalar(shampoo_beta, dtype)
-            eps_l = as_scalar(shampoo_epsilon, dtype)
+            beta_l = shampoo_beta(dtype)
+            eps_l = shampoo_epsilon(dtype)
             direction = m_hat
             stats, roots = [], []
             for side, (used, size) in enumerate(zip(sides, _shape(p))):
@@ -346,9 +347,10 @@ def scale_by_soap(beta1: Scalar = 0.95, beta2: Scalar = 0.95, epsilon: Scalar = 
     ``<param>.right`` and the bases ``<param>.left_basis``, ``<param>.right_basis``;
     the counter ``soap.t``.
     """
-    _check_adam(beta1, beta2, epsilon)
+    beta1, beta2, epsilon = _adam_hypers(beta1, beta2, epsilon)
     if shampoo_beta is not None:
-        check_hyper(shampoo_beta, "shampoo_beta", low=0, high=1, high_open=True)
+        shampoo_beta = Hyperparameter(shampoo_beta, "shampoo_beta", low=0, high=1,
+                                      high_open=True)
     every = check_positive_int(update_every, "update_every")
     max_dim = check_positive_int(max_dim, "max_dim")
 
@@ -360,8 +362,8 @@ def scale_by_soap(beta1: Scalar = 0.95, beta2: Scalar = 0.95, epsilon: Scalar = 
         new_steps, state = [], []
         for g, p in zip(steps, params, strict=True):
             dtype = p.dtype
-            b1, b2, eps = (as_scalar(x, dtype) for x in (beta1, beta2, epsilon))
-            b_s = b2 if shampoo_beta is None else as_scalar(shampoo_beta, dtype)
+            b1, b2, eps = (x(dtype) for x in (beta1, beta2, epsilon))
+            b_s = b2 if shampoo_beta is None else shampoo_beta(dtype)
             tt = pt.cast(t_new, dtype)
             sides = _matrix_sides(p, max_dim) or (False, False)
             m = param_state(p, "m", "soap")

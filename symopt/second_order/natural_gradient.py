@@ -21,7 +21,7 @@ import pytensor
 import pytensor.tensor as pt
 from pytensor.graph.replace import graph_replace
 
-from symopt._checks import as_scalar, check_hyper, check_params, like_param
+from symopt._checks import Hyperparameter, as_scalar, check_params, like_param
 from symopt.second_order.curvature import gauss_newton_vector_product, require_loss
 from symopt.state import param_state
 
@@ -178,8 +178,8 @@ def natural_gradient(loss, params, outputs, learning_rate=1.0, damping=1e-3, cg_
     if outputs is None:
         raise ValueError("natural_gradient needs the model's outputs (the logits) to build "
                          "the Fisher-vector products: pass outputs=")
-    check_hyper(learning_rate, "learning_rate", low=0)
-    check_hyper(damping, "damping", low=0)
+    learning_rate = Hyperparameter(learning_rate, "learning_rate", low=0)
+    damping = Hyperparameter(damping, "damping", low=0)
     if isinstance(cg_iters, bool) or not isinstance(cg_iters, numbers.Integral) or cg_iters < 1:
         raise ValueError(f"cg_iters must be a positive integer, got {cg_iters!r}")
     if not isinstance(warm_start, numbers.Real) or isinstance(warm_start, bool) \
@@ -193,7 +193,7 @@ def natural_gradient(loss, params, outputs, learning_rate=1.0, damping=1e-3, cg_
     # its own: building it anew per iteration would clone the growing graph each time
     stand_ins = [p.type() for p in params]
     products = gauss_newton_vector_product(loss, outputs, params, stand_ins)
-    products = [like_param(fv + as_scalar(damping, p.dtype) * v, p)
+    products = [like_param(fv + damping(p.dtype) * v, p)
                 for fv, v, p in zip(products, stand_ins, params)]
 
     def damped_fisher(vectors):
@@ -207,6 +207,6 @@ def natural_gradient(loss, params, outputs, learning_rate=1.0, damping=1e-3, cg_
     directions = [like_param(d, p) for d, p in zip(directions, params)]
     if warm_start > 0:
         state = list(zip(previous, directions))
-    updates = [(p, like_param(p - as_scalar(learning_rate, p.dtype) * d, p))
+    updates = [(p, like_param(p - learning_rate(p.dtype) * d, p))
                for p, d in zip(params, directions)]
     return updates + state

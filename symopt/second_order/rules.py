@@ -20,7 +20,14 @@ import pytensor.tensor as pt
 from pytensor.graph.replace import clone_replace
 from pytensor.ifelse import ifelse
 
-from symopt._checks import as_scalar, check_hyper, check_positive_int, like_param, nonzero
+from symopt._checks import (
+    Hyperparameter,
+    as_scalar,
+    check_hyper,
+    check_positive_int,
+    like_param,
+    nonzero,
+)
 from symopt.blocks import add_decayed_weights, identity, negate, scale_by_learning_rate
 from symopt.rules import _registered
 from symopt.second_order.curvature import _hvp_from_grads, depends_on
@@ -420,10 +427,10 @@ def scale_by_sophia(beta1: Scalar = 0.965, beta2: Scalar = 0.99, epsilon: Scalar
     loss. State: ``<param>.m``, ``<param>.h``, the generator ``sophia.rng`` and
     ``sophia.t``.
     """
-    check_hyper(beta1, "beta1", low=0, high=1, high_open=True)
-    check_hyper(beta2, "beta2", low=0, high=1, high_open=True)
-    check_hyper(epsilon, "epsilon", low=0, low_open=True)
-    check_hyper(gamma, "gamma", low=0, low_open=True)
+    beta1 = Hyperparameter(beta1, "beta1", low=0, high=1, high_open=True)
+    beta2 = Hyperparameter(beta2, "beta2", low=0, high=1, high_open=True)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0, low_open=True)
+    gamma = Hyperparameter(gamma, "gamma", low=0, low_open=True)
     every = check_positive_int(every, "every")
     seed = _check_seed(seed)
     _check_probe(probe)
@@ -436,13 +443,13 @@ def scale_by_sophia(beta1: Scalar = 0.965, beta2: Scalar = 0.99, epsilon: Scalar
         new_steps, state = [], []
         for g, p, estimate in zip(steps, params, estimates, strict=True):
             dtype = p.dtype
-            b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+            b1, b2 = beta1(dtype), beta2(dtype)
             m = param_state(p, "m", "sophia")
             h = param_state(p, "h", "sophia")
             m_new = b1 * m + (1 - b1) * g
             h_new = pt.switch(refresh, b2 * h + (1 - b2) * estimate, h)
-            ratio = m_new / pt.maximum(as_scalar(gamma, dtype) * h_new,
-                                       as_scalar(epsilon, dtype))
+            ratio = m_new / pt.maximum(gamma(dtype) * h_new,
+                                       epsilon(dtype))
             one = as_scalar(1, dtype)
             new_steps.append(pt.clip(ratio, -one, one))
             state += [(m, m_new), (h, like_param(h_new, p))]
@@ -561,10 +568,10 @@ def scale_by_adahessian(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Sca
     loss. State: ``<param>.m``, ``<param>.v``, the generator ``adahessian.rng`` and
     ``adahessian.t``.
     """
-    check_hyper(beta1, "beta1", low=0, high=1, high_open=True)
-    check_hyper(beta2, "beta2", low=0, high=1, high_open=True)
-    check_hyper(epsilon, "epsilon", low=0)
-    check_hyper(hessian_power, "hessian_power", low=0, high=1)
+    beta1 = Hyperparameter(beta1, "beta1", low=0, high=1, high_open=True)
+    beta2 = Hyperparameter(beta2, "beta2", low=0, high=1, high_open=True)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
+    hessian_power = Hyperparameter(hessian_power, "hessian_power", low=0, high=1)
     seed = _check_seed(seed)
     _check_probe(probe)
 
@@ -576,7 +583,7 @@ def scale_by_adahessian(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Sca
         new_steps, state = [], []
         for g, p, d in zip(steps, params, estimates, strict=True):
             dtype = p.dtype
-            b1, b2 = as_scalar(beta1, dtype), as_scalar(beta2, dtype)
+            b1, b2 = beta1(dtype), beta2(dtype)
             count = pt.cast(t_new, dtype)
             if p.ndim == 4:  # a convolution kernel: one estimate per filter pair
                 d = pt.ones_like(d) * pt.mean(pt.abs(d), axis=(2, 3), keepdims=True)
@@ -585,7 +592,7 @@ def scale_by_adahessian(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Sca
             m_new = b1 * m + (1 - b1) * g
             v_new = b2 * v + (1 - b2) * pt.sqr(d)
             denominator = ((pt.sqrt(v_new) / pt.sqrt(1 - b2**count))
-                           ** as_scalar(hessian_power, dtype) + as_scalar(epsilon, dtype))
+                           ** hessian_power(dtype) + epsilon(dtype))
             new_steps.append((m_new / (1 - b1**count)) / denominator)
             state += [(m, m_new), (v, like_param(v_new, p))]
         return new_steps, state + [rng_pair, (t, t_new)]

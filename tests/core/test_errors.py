@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -310,3 +312,37 @@ def test_constraint_inputs():
         symopt.clip_norms([], 1.0)
     with pytest.raises(ValueError, match="c must be > 0"):
         symopt.clip_norms([x], 0)
+
+
+def _refuses(build, **kwargs):
+    try:
+        build(**kwargs)
+    except ValueError:
+        return True
+    return False
+
+
+ROUNDS_TO = [(name, 1 - 1e-9, 1.0) for name in ("beta1", "beta2", "beta3", "momentum", "decay")]
+ROUNDS_TO += [("epsilon", 1e-50, 0.0), ("learning_rate", 1e39, np.inf)]
+
+
+@pytest.mark.parametrize("rule", sorted(symopt.RULES))
+def test_every_rule_refuses_a_value_that_is_out_of_range_in_float32(rule, float32_model):
+    """Each hyperparameter whose float32 rounding (1 - 1e-9 to 1.0, 1e-50 to 0, 1e39 to
+    inf) the rule refuses as given is refused in float32 too, by every rule: the rules
+    added in round 2 checked only the value as given, and beta1 = 1 - 1e-9 ran as 1.0."""
+    W32, loss32 = float32_model
+    build = symopt.RULES[rule]
+    accepted = inspect.signature(build).parameters
+    checked = 0
+    for name, value, rounded in ROUNDS_TO:
+        if name not in accepted:
+            continue
+        if not _refuses(build, loss_or_grads=loss32, params=[W32], **{name: rounded}):
+            continue  # the rounded value is legal here (schedule-free's beta1 may be 1)
+        checked += 1
+        with pytest.raises(ValueError, match=rf"{name}.*float32"):
+            build(loss32, [W32], **{name: value})
+    if not checked:
+        pytest.skip(f"{rule} takes none of {sorted({n for n, _, _ in ROUNDS_TO})} "
+                    "with a bound a float32 rounding crosses")
