@@ -410,7 +410,7 @@ def scale_by_adam(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 
     """
     _check_placement(epsilon_placement, learning_rate)
     eps_root = Hyperparameter(eps_root, "eps_root", low=0)
-    if nonzero(eps_root.value) and epsilon_placement != "after_correction":
+    if nonzero(eps_root) and epsilon_placement != "after_correction":
         raise ValueError("eps_root is added under the root of the corrected second moment, "
                          "so it needs epsilon_placement='after_correction', got "
                          f"{epsilon_placement!r}")
@@ -419,7 +419,7 @@ def scale_by_adam(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 
         m, v, pairs = _moments(g, p, b1, b2, name)
         if epsilon_placement == "after_correction":
             v_hat = v / (1 - b2**t)
-            if nonzero(eps_root.value):
+            if nonzero(eps_root):
                 v_hat = v_hat + eps_root(p.dtype)
             return (m / (1 - b1**t)) / (pt.sqrt(v_hat) + eps), pairs
         alpha = _step_size(pt.sqrt(1 - b2**t), 1 - b1**t, learning_rate, p.dtype)
@@ -725,7 +725,7 @@ def scale_by_adafactor(learning_rate: Scalar = 1e-2, beta2_decay: Scalar = -0.8,
         clipping = pt.maximum(as_scalar(1, dtype),
                               _frobenius(u) / pt.sqrt(size) / d(dtype))
         step = (alpha / clipping) * u
-        if nonzero(weight_decay.value):
+        if nonzero(weight_decay):
             step = step + (lr * weight_decay(dtype)) * p
         return step, pairs
 
@@ -764,7 +764,7 @@ def scale_by_asgd(learning_rate: Scalar = 1e-2, lambd: Scalar = 1e-4, alpha: Sca
             lr, lam = learning_rate(dtype), lambd(dtype)
             eta = lr / (1 + lam * lr * k) ** alpha(dtype)
             mu = 1 / pt.maximum(as_scalar(1, dtype), k - t0(dtype))
-            if nonzero(weight_decay.value):
+            if nonzero(weight_decay):
                 g = g + weight_decay(dtype) * p
             step = (lam * eta) * p + eta * g
             new_p = p - step
@@ -853,7 +853,7 @@ def scale_by_muon(learning_rate: Scalar = 1e-3, weight_decay: Scalar = 0.1, mome
                      else 0.2 * math.sqrt(max(rows, cols)))
             lr = learning_rate(dtype)
             step = (lr * as_scalar(ratio, dtype)) * o
-            if nonzero(weight_decay.value):
+            if nonzero(weight_decay):
                 step = step + (lr * weight_decay(dtype)) * p
             return step, [(m, m_new)]
         b1, b2 = adam_beta1(dtype), adam_beta2(dtype)
@@ -863,7 +863,7 @@ def scale_by_muon(learning_rate: Scalar = 1e-3, weight_decay: Scalar = 0.1, mome
         v_new = b2 * v + (1 - b2) * pt.sqr(g)
         denominator = pt.sqrt(v_new) / pt.sqrt(1 - b2**t) + adam_epsilon(dtype)
         step = (lr / (1 - b1**t)) * (m_new / denominator)
-        if nonzero(adam_weight_decay.value):
+        if nonzero(adam_weight_decay):
             step = step + (lr * adam_weight_decay(dtype)) * p
         return step, [(m, m_new), (v, v_new)]
 
@@ -930,7 +930,7 @@ def scale_by_yogi(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 
         g2 = pt.sqr(g)
         v_new = v_old - (1 - b2) * pt.sign(v_old - g2) * g2
         v_hat = v_new / (1 - b2**t)
-        if nonzero(eps_root.value):
+        if nonzero(eps_root):
             v_hat = v_hat + eps_root(dtype)
         step = (m_new / (1 - b1**t)) / (pt.sqrt(v_hat) + epsilon(dtype))
         return step, [(m, m_new), (v, v_new)]
@@ -970,7 +970,7 @@ def scale_by_adan(beta1: Scalar = 0.98, beta2: Scalar = 0.92, beta3: Scalar = 0.
         v_new = b2 * v + (1 - b2) * diff
         n_new = b3 * n + (1 - b3) * pt.sqr(g + b2 * diff)
         n_hat = n_new / (1 - b3**t)
-        if nonzero(eps_root.value):
+        if nonzero(eps_root):
             n_hat = n_hat + eps_root(dtype)
         step = ((m_new / (1 - b1**t) + b2 * (v_new / (1 - b2**t)))
                 / (pt.sqrt(n_hat) + epsilon(dtype)))
@@ -1044,9 +1044,9 @@ def scale_by_novograd(beta1: Scalar = 0.9, beta2: Scalar = 0.25, epsilon: Scalar
         v = param_state(p, "v", "novograd", shape_of=lambda shape: ())
         square = pt.sum(pt.sqr(g))
         v_new = pt.switch(pt.eq(t, 1), square, (1 - b2) * square + b2 * v)
-        root = v_new + eps_root(dtype) if nonzero(eps_root.value) else v_new
+        root = v_new + eps_root(dtype) if nonzero(eps_root) else v_new
         d = g / (pt.sqrt(root) + epsilon(dtype))
-        if nonzero(weight_decay.value):
+        if nonzero(weight_decay):
             d = d + weight_decay(dtype) * p
         m_new = b1 * m + d
         return m_new, [(m, m_new), (v, v_new)]
@@ -1132,7 +1132,7 @@ def scale_by_ademamix(beta1: Scalar = 0.9, beta2: Scalar = 0.999, beta3: Scalar 
         m2_new = b3 * m2 + (1 - b3) * g
         nu_new = b2 * nu + (1 - b2) * pt.sqr(g)
         nu_hat = nu_new / (1 - b2**t)
-        if nonzero(eps_root.value):
+        if nonzero(eps_root):
             nu_hat = nu_hat + eps_root(dtype)
         step = ((m1_new / (1 - b1**t) + alpha(dtype) * m2_new)
                 / (pt.sqrt(nu_hat) + epsilon(dtype)))
@@ -1219,7 +1219,7 @@ def scale_by_schedule_free(learning_rate: Scalar = 1.0, warmup_steps: int | None
                 v_hat = v_new / (1 - b2 ** pt.cast(t_new, pdtype))
                 u = (1 / (pt.sqrt(v_hat) + epsilon(pdtype))) * g
                 state.append((v, v_new))
-            if nonzero(weight_decay.value):
+            if nonzero(weight_decay):
                 u = u + weight_decay(pdtype) * p
             z_new = z_old + (-gamma) * u
             x = (1 - c) * ((p - (1 - b1) * z_old) / b1) + c * z_new
@@ -1307,7 +1307,7 @@ def scale_by_prodigy(learning_rate: Scalar = 1.0, beta1: Scalar = 0.9, beta2: Sc
             step_size = pt.cast(dlr, pdtype)
             step = step_size * m_new / (pt.sqrt(v_new) + pt.cast(d_new, pdtype)
                                         * epsilon(pdtype))
-            if nonzero(weight_decay.value):
+            if nonzero(weight_decay):
                 step = weight_decay(pdtype) * step_size * p + step
             new_steps.append(step)
         return new_steps, state + [(d_state, d_new), (r_state, r_new), (t, t_new)]

@@ -32,7 +32,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.gradient import disconnected_grad
 
 from symopt._checks import Hyperparameter, as_scalar, check_hyper, check_positive_int, like_param
-from symopt.blocks import add_decayed_weights, scale_by_learning_rate
+from symopt.blocks import _betas, add_decayed_weights, scale_by_learning_rate
 from symopt.rules import _registered
 from symopt.second_order._periodic import periodic_eigenvectors, periodic_inverse_root
 from symopt.state import param_state, step_counter, tag_state
@@ -103,13 +103,6 @@ def _safe_ratio(numerator, denominator):
     return pt.switch(positive, numerator / pt.switch(positive, denominator, 1), 0)
 
 
-def _adam_hypers(beta1, beta2, epsilon):
-    """The Adam part's decay rates, each in [0, 1), and its epsilon."""
-    return (Hyperparameter(beta1, "beta1", low=0, high=1, high_open=True),
-            Hyperparameter(beta2, "beta2", low=0, high=1, high_open=True),
-            Hyperparameter(epsilon, "epsilon", low=0))
-
-
 # ---------------------------------------------------------------------------------------
 # Shampoo
 # ---------------------------------------------------------------------------------------
@@ -154,7 +147,8 @@ def scale_by_shampoo(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar
     ``<param>.left_root``, ``<param>.right_root`` (:math:`P_L`, :math:`P_R`); the counter
     ``shampoo.t``.
     """
-    beta1, beta2, epsilon = _adam_hypers(beta1, beta2, epsilon)
+    beta1, beta2 = _betas(beta1, beta2)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
     shampoo_beta = Hyperparameter(shampoo_beta, "shampoo_beta", low=0, high=1)
     shampoo_epsilon = Hyperparameter(shampoo_epsilon, "shampoo_epsilon", low=0, low_open=True)
     every = check_positive_int(update_every, "update_every")
@@ -347,7 +341,8 @@ def scale_by_soap(beta1: Scalar = 0.95, beta2: Scalar = 0.95, epsilon: Scalar = 
     ``<param>.right`` and the bases ``<param>.left_basis``, ``<param>.right_basis``;
     the counter ``soap.t``.
     """
-    beta1, beta2, epsilon = _adam_hypers(beta1, beta2, epsilon)
+    beta1, beta2 = _betas(beta1, beta2)
+    epsilon = Hyperparameter(epsilon, "epsilon", low=0)
     if shampoo_beta is not None:
         shampoo_beta = Hyperparameter(shampoo_beta, "shampoo_beta", low=0, high=1,
                                       high_open=True)

@@ -28,7 +28,7 @@ from symopt._checks import (
     like_param,
     nonzero,
 )
-from symopt.blocks import add_decayed_weights, identity, negate, scale_by_learning_rate
+from symopt.blocks import _betas, add_decayed_weights, identity, negate, scale_by_learning_rate
 from symopt.rules import _registered
 from symopt.second_order.curvature import _hvp_from_grads, depends_on
 from symopt.state import param_state, step_counter, tag_state
@@ -427,8 +427,7 @@ def scale_by_sophia(beta1: Scalar = 0.965, beta2: Scalar = 0.99, epsilon: Scalar
     loss. State: ``<param>.m``, ``<param>.h``, the generator ``sophia.rng`` and
     ``sophia.t``.
     """
-    beta1 = Hyperparameter(beta1, "beta1", low=0, high=1, high_open=True)
-    beta2 = Hyperparameter(beta2, "beta2", low=0, high=1, high_open=True)
+    beta1, beta2 = _betas(beta1, beta2)
     epsilon = Hyperparameter(epsilon, "epsilon", low=0, low_open=True)
     gamma = Hyperparameter(gamma, "gamma", low=0, low_open=True)
     every = check_positive_int(every, "every")
@@ -568,8 +567,7 @@ def scale_by_adahessian(beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Sca
     loss. State: ``<param>.m``, ``<param>.v``, the generator ``adahessian.rng`` and
     ``adahessian.t``.
     """
-    beta1 = Hyperparameter(beta1, "beta1", low=0, high=1, high_open=True)
-    beta2 = Hyperparameter(beta2, "beta2", low=0, high=1, high_open=True)
+    beta1, beta2 = _betas(beta1, beta2)
     epsilon = Hyperparameter(epsilon, "epsilon", low=0)
     hessian_power = Hyperparameter(hessian_power, "hessian_power", low=0, high=1)
     seed = _check_seed(seed)
