@@ -36,7 +36,7 @@ SIZE = 10**6
 
 def _functions(rule):
     modes = {"numba (default)": "NUMBA", "C VM (default: rewritten)": get_mode("CVM"),
-             "C VM, rewrite excluded": get_mode("CVM").excluding("symopt_flat_update")}
+             "C VM, rewrite excluded": get_mode("CVM").excluding("symopt_fusion")}
     out = {}
     with pytensor.config.change_flags(floatX="float32"):
         for label, mode in modes.items():

@@ -52,6 +52,7 @@ def pytensor_worker(args):
     import numpy as np
     import pytensor
     import pytensor.tensor as pt
+    from pytensor.compile.mode import get_mode
 
     import symopt
 
@@ -70,13 +71,16 @@ def pytensor_worker(args):
     else:
         updates = symopt.adam(grads, params, learning_rate=1e-3,
                               fuse=args.layout in ("fused", "vector-fused"))
-        fn = pytensor.function(grads, [], updates=updates, mode=MODES[args.backend])
+        mode = get_mode(MODES[args.backend])
+        if args.exclude:  # e.g. symopt_fusion: the default path before its rewrites
+            mode = mode.excluding(*args.exclude)
+        fn = pytensor.function(grads, [], updates=updates, mode=mode)
     fn(*values)  # Numba compiles at the first call
     compile_seconds = time.perf_counter() - start
     nodes = len(fn.maker.fgraph.apply_nodes)
     times = time_calls(lambda: fn(*values), repeats=args.repeats)
     emit({"framework": "symopt", "backend": args.backend, "layout": args.layout,
-          "k": args.k, "size": args.size, "compile_s": compile_seconds,
+          "exclude": args.exclude, "k": args.k, "size": args.size, "compile_s": compile_seconds,
           "peak_rss_mib": peak_rss_mib(), "nodes": nodes, **times})
 
 
@@ -128,6 +132,9 @@ def main():
     parser.add_argument("--k", type=int, default=100, help="number of tensors")
     parser.add_argument("--size", type=int, default=10_000, help="elements per tensor")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--exclude", nargs="*", default=[],
+                        help="rewrite tags to exclude from the mode (symopt_fusion: the "
+                             "default path without symopt's rewrites)")
     args = parser.parse_args()
     {"torch": torch_worker, "jax": jax_worker}.get(args.framework, pytensor_worker)(args)
 

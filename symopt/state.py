@@ -104,6 +104,20 @@ def state_tag(var):
     return getattr(tag, "symopt_state", None)
 
 
+def mark_updated(param):
+    """Mark ``param`` as updated by a symopt rule, so that :mod:`symopt.fused.rewrite`
+    takes its update loop even when the rule keeps no state (``sgd``)."""
+    tag = getattr(param, "tag", None)
+    if tag is not None:
+        tag.symopt_updated = True
+
+
+def updated_by_symopt(var):
+    """Whether ``var`` is symopt state or a parameter a symopt rule updates."""
+    return state_tag(var) is not None or bool(getattr(getattr(var, "tag", None),
+                                                      "symopt_updated", False))
+
+
 class StateSlice:
     """One parameter's part of a flat state buffer, read and written like a shared variable."""
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast, overload
 
 from symopt._checks import check_params, like_param, require_loss
 from symopt.grads import get_or_compute_grads
+from symopt.state import mark_updated
 from symopt.updates import Updates
 
 if TYPE_CHECKING:
@@ -198,6 +199,8 @@ def apply(transform: Transform | StepsFunction, loss_or_grads: LossOrGrads | Non
             return Updates(fused.fused_apply(transform, grads, params))
     steps, state = transform.transform(grads, params)
     updates = [(p, like_param(p + s, p)) for p, s in zip(params, steps, strict=True)]
+    for p in params:
+        mark_updated(p)
     return Updates(updates + [(var, var.type.filter_variable(value)) for var, value in state])
 
 

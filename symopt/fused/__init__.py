@@ -37,10 +37,12 @@ refuses otherwise with a :class:`ValueError` naming the tensor and both shapes.
 State is saved and restored under the per-tensor names (``W.m``, ``b.m``, ...), so a
 checkpoint written by one path loads into the other.
 
-On the C backends the per-tensor path gets the same loop by default: importing symopt
-registers :func:`~symopt.fused.rewrite.flat_update`, a compile-time rewrite that turns
-each parameter's update loop into a one-tensor :class:`FusedUpdate` (PyTensor's own C
-loop for it is scalar, about ten times slower; Numba's is vectorised and left alone).
+The per-tensor path gets the same loop by default: importing symopt registers
+compile-time rewrites (:mod:`symopt.fused.rewrite`). On the C backends each parameter's
+update loop becomes a :class:`FusedUpdate` (PyTensor's own C loop for it is scalar,
+about ten times slower), and on C and Numba the updates of a rule over many tensors are
+grouped, four tensors a node, each tensor keeping its own state arrays (Numba's loop is
+vectorised and is left alone in a graph of fewer than eight updates).
 
 On PyTensor's JAX backend (``mode="JAX"``) the fused update is plain array code
 (:mod:`symopt.fused.jax_code`, registered when PyTensor loads that backend, so importing

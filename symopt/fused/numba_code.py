@@ -25,8 +25,16 @@ __all__ = ["loop_over", "register"]
 _LOOPS: dict[tuple, Callable] = {}
 
 
+def _fastmath():
+    """PyTensor's fastmath setting, part of every key: a loop compiled with it is not
+    the loop compiled without."""
+    import pytensor
+
+    return bool(pytensor.config.numba__fastmath)
+
+
 def loop_over(scalar_op, n_states, n_scalars, parallel=False):
-    key = (scalar_op, n_states, n_scalars, parallel)
+    key = (scalar_op, n_states, n_scalars, parallel, _fastmath())
     if key not in _LOOPS:
         _LOOPS[key] = _make_loop(scalar_op, n_states, n_scalars, parallel)
     return _LOOPS[key]
@@ -94,7 +102,7 @@ def register():
         """The loop over one chunk's tensors, shared by every node of the same shape."""
         k, r = op.n_tensors, op.n_states
         n_scalars = op.scalar_op.nin - 2 - r
-        key = (op.scalar_op, k, r, op.inplace, op.parallel)
+        key = (op.scalar_op, k, r, op.inplace, op.parallel, op.shapes is None, _fastmath())
         if key in wrappers:
             return wrappers[key]
         params = [f"p{i}" for i in range(k)]
@@ -126,29 +134,35 @@ def register():
                      "parallel_min": (fused_op.PARALLEL_MIN if op.parallel
                                       else np.iinfo(np.int64).max)}
         namespace["ploop"] = loop_over(op.scalar_op, r, n_scalars, op.parallel)
-        exec(compile("\n".join(one), "<symopt fused tensor>", "exec"), namespace)
-        namespace["one"] = numba_njit(namespace["one"])
+        if op.shapes is None:  # each tensor's own state arrays, tensor by tensor
+            lines = _per_tensor_source(k, r, scalars, fresh)
+        else:
+            exec(compile("\n".join(one), "<symopt fused tensor>", "exec"), namespace)
+            namespace["one"] = numba_njit(namespace["one"])
         exec(compile("\n".join(lines), "<symopt fused update>", "exec"), namespace)
-        wrappers[key] = numba_njit(namespace["fused_update"])
+        wrappers[key] = numba_njit(namespace["fused_update"]), "\n".join(lines)
         return wrappers[key]
 
     @register_funcify_and_cache_key(FusedUpdate)
     def numba_funcify_fused_update(op, node=None, **kwargs):
-        names = [f"x{i}" for i in range(2 * op.n_tensors + op.scalar_op.nin - 2)]
+        names = [f"x{i}" for i in range(2 * op.n_tensors + op.n_state_arrays
+                                          + op.scalar_op.nin - 2 - op.n_states)]
         # the node's own checks, before anything is copied or written; the loops, in
         # fused_update, are shared by every node of the same kind; the token, last, is
         # the group's FusedCheck's
         source = (f"def node_update({', '.join(names)}, token):\n"
                   f"{_check_source(op, names)}"
                   f"    return fused_update({', '.join(names)}, {op.offset})\n")
-        namespace = {"fused_update": wrapper(op), "fail": _fail()}
+        fused_update, loops = wrapper(op)
+        namespace = {"fused_update": fused_update, "fail": _fail()}
         exec(compile(source, "<symopt fused node>", "exec"), namespace)
         # a key for PyTensor's on-disk cache: the loop body's key, this node's kind and
-        # its source (its offset, shapes and names)
+        # its source (its offset, shapes and names) and the loop over its tensors
         body_key = _scalar_function(op.scalar_op)[1]
         key = None if body_key is None else hashlib.sha256(
-            f"symopt.FusedUpdate-12-{body_key}-{op.n_tensors}-{op.n_states}-{op.inplace}-"
-            f"{op.parallel}-{fused_op.PARALLEL_MIN}-{source}".encode()).hexdigest()
+            f"symopt.FusedUpdate-14-{body_key}-{op.n_tensors}-{op.n_states}-{op.inplace}-"
+            f"{op.parallel}-{fused_op.PARALLEL_MIN}-{_fastmath()}-{source}-{loops}"
+            .encode()).hexdigest()
         return numba_njit(namespace["node_update"]), key
 
     @register_funcify_and_cache_key(FusedCheck)
@@ -162,16 +176,55 @@ def register():
         return numba_njit(namespace["check"]), key
 
 
+def _per_tensor_source(k, r, scalars, fresh):
+    """The source of ``fused_update`` when each tensor has its own state arrays
+    (``shapes=None``): every array flattened into a tuple of like-typed vectors, and one
+    loop over the tensors calling the elementwise loop. One call site, not one per
+    tensor: LLVM inlines each call, and with sixteen tensors a node took minutes to
+    compile (``benchmarks/README.md``)."""
+    params = [f"p{i}" for i in range(k)]
+    grads = [f"g{i}" for i in range(k)]
+    states = [[f"s{i}_{j}" for j in range(r)] for i in range(k)]
+    every = [x for own in states for x in own]
+
+    def flat(name, copy):
+        return f"np.ascontiguousarray({name}){copy}.reshape(-1)"
+
+    def tuple_of(items):
+        return "(" + "".join(f"{x}, " for x in items) + ")"
+
+    lines = [f"def fused_update({', '.join(params + grads + every + scalars)}, offset):",
+             f"    P = {tuple_of(flat(p, fresh) for p in params)}",
+             f"    G = {tuple_of(flat(g, '') for g in grads)}"]
+    lines += [f"    S{j} = {tuple_of(flat(own[j], fresh) for own in states)}" for j in range(r)]
+    lines += [f"    {c} = {c}.item()" for c in scalars]
+    args = ", ".join(["P[i]", "G[i]"] + [f"S{j}[i]" for j in range(r)] + scalars)
+    lines += [f"    for i in range({k}):",
+              "        if P[i].shape[0] >= parallel_min:",
+              f"            ploop({args})",
+              "        else:",
+              f"            loop({args})"]
+    outs = [f"P[{i}].reshape({p}.shape)" for i, p in enumerate(params)] + [
+        f"S{j}[{i}].reshape({own[j]}.shape)" for i, own in enumerate(states) for j in range(r)]
+    lines.append(f"    return {', '.join(outs)}")  # one output: not a tuple
+    return lines
+
+
 def _check_source(op, names):
     """Python source (for Numba) raising the error of the first input of a wrong shape.
 
     The comparisons are the whole cost of a call that passes; ``failed`` is used after
     them so that Numba keeps the object-mode call's result typed."""
-    if getattr(op, "shapes", ()) is None:  # one tensor, its state shaped like it
-        return "".join(
-            f"    if {names[j]}.shape != {names[0]}.shape:\n"
+    if getattr(op, "shapes", ()) is None:  # each tensor's state shaped like it
+        k, r = op.n_tensors, op.n_states
+        pairs = [(i, j) for i in range(k)
+                 for j in [k + i, *range(2 * k + i * r, 2 * k + (i + 1) * r)]]
+        # one raise for all (each raise is code of its own, and compile time)
+        return ("    bad = False\n" + "".join(
+            f"    bad |= {names[j]}.shape != {names[i]}.shape\n" for i, j in pairs)
+            + "    if bad:\n"
             "        raise ValueError('the gradient or a state array of a parameter does "
-            "not have the parameter\\'s shape')\n" for j in range(1, 2 + op.n_states))
+            "not have the parameter\\'s shape')\n")
     return "    failed = 0\n" + "".join(
         f"    if {names[index]}.shape != {shape!r}:\n"
         f"        failed = fail({prefix!r}, {suffix!r}, {names[index]})\n"

@@ -187,10 +187,10 @@ class FusedUpdate(COp):
         self.offset = offset
         self.parallel = parallel
         self.inplace = inplace
-        if shapes is None:  # one tensor, its state shaped like it (symopt.fused.rewrite)
-            if n_tensors != 1 or offset:
-                raise ValueError("FusedUpdate: shapes=None is for one tensor whose state "
-                                 "has its shape, at offset 0")
+        if shapes is None:  # each tensor with state arrays of its shape (fused.rewrite)
+            if offset:
+                raise ValueError("FusedUpdate: shapes=None is for tensors whose state "
+                                 "arrays have their shapes, at offset 0")
             self.shapes, self.buffer_size, self.names = None, None, None
         else:
             self.shapes, self.buffer_size, self.names = _layout(shapes, buffer_size, names,
@@ -204,32 +204,46 @@ class FusedUpdate(COp):
         if inplace:
             k = n_tensors
             self.destroy_map = {i: [i] for i in range(k)} | {
-                k + j: [2 * k + j] for j in range(n_states)
+                k + j: [2 * k + j] for j in range(self.n_state_arrays)
             }
+
+    @property
+    def n_state_arrays(self):
+        """The state inputs: ``n_states`` flat buffers, or with ``shapes=None`` each
+        tensor's own ``n_states`` arrays, tensor by tensor."""
+        return self.n_states * (self.n_tensors if self.shapes is None else 1)
 
     def make_node(self, *inputs):
         from symopt.fused import numba_code
 
         numba_code.register()  # here, not at import: Numba takes half a second to import
         inputs = [pt.as_tensor_variable(x) for x in inputs]
-        k, r = self.n_tensors, self.n_states
-        expected = 2 * k + self.scalar_op.nin - 2 + 1
+        k, r = self.n_tensors, self.n_state_arrays
+        expected = 2 * k + r + self.scalar_op.nin - 2 - self.n_states + 1
         if len(inputs) != expected:
             raise ValueError(f"FusedUpdate expects {expected} inputs, got {len(inputs)}")
         for x, shape in zip(inputs[:2 * k], (self.shapes or ()) * 2):
             if x.ndim != len(shape):
                 raise ValueError(f"FusedUpdate: an input has {x.ndim} dimensions for a "
                                  f"parameter of shape {shape}")
-        outputs = [x.type() for x in inputs[:k]] + [x.type() for x in inputs[2 * k: 2 * k + r]]
+        if self.shapes is None:  # each output as static as its parameter's and gradient's
+            s = self.n_states
+            types = [_merged(p.type, g.type) for p, g in zip(inputs[:k], inputs[k:2 * k])]
+            outputs = [t() for t in types] + [
+                _merged(types[i], x.type)() for i in range(k)
+                for x in inputs[2 * k + i * s: 2 * k + (i + 1) * s]]
+        else:
+            outputs = [x.type() for x in inputs[:k]] + [x.type()
+                                                        for x in inputs[2 * k: 2 * k + r]]
         return Apply(self, inputs, outputs)
 
     def infer_shape(self, fgraph, node, shapes):
-        k, r = self.n_tensors, self.n_states
+        k, r = self.n_tensors, self.n_state_arrays
         return list(shapes[:k]) + list(shapes[2 * k: 2 * k + r])
 
     def split(self, inputs):
         """``(params, grads, states, scalars)``; the check's token, last, is left out."""
-        k, r = self.n_tensors, self.n_states
+        k, r = self.n_tensors, self.n_state_arrays
         return inputs[:k], inputs[k: 2 * k], inputs[2 * k: 2 * k + r], inputs[2 * k + r: -1]
 
     def checks(self):
@@ -240,19 +254,24 @@ class FusedUpdate(COp):
 
     def perform(self, node, inputs, output_storage):
         _check_shapes(self.checks(), inputs)
-        if self.shapes is None:
-            _check_like_param(inputs[:2 + self.n_states])
         params, grads, states, scalars = self.split(inputs)
+        r = self.n_states
+        if self.shapes is None:
+            for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+                _check_like_param([p, g, *states[i * r:(i + 1) * r]])
         params = [_writable(p, self.inplace) for p in params]
-        states = [s if self.inplace else s.copy() for s in states]
+        states = [_writable(s, self.inplace) if self.shapes is None
+                  else s if self.inplace else s.copy() for s in states]
         from symopt.fused.numba_code import loop_over
 
-        loop = loop_over(self.scalar_op, len(states), len(scalars))
+        loop = loop_over(self.scalar_op, r, len(scalars))
         scalars = [c[()] for c in scalars]
         offset = self.offset
-        for p, g in zip(params, grads, strict=True):
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             end = offset + p.size
-            loop(p.reshape(-1), np.ravel(g), *(s[offset:end] for s in states), *scalars)
+            own = ([s.reshape(-1) for s in states[i * r:(i + 1) * r]] if self.shapes is None
+                   else [s[offset:end] for s in states])
+            loop(p.reshape(-1), np.ravel(g), *own, *scalars)
             offset = end
         for storage, value in zip(output_storage, params + states, strict=True):
             storage[0] = value
@@ -282,7 +301,7 @@ class FusedUpdate(COp):
 
     def c_code_cache_version_apply(self, node):
         version = self.scalar_op.c_code_cache_version()
-        return (9, PARALLEL_MIN, *version) if version else ()
+        return (11, PARALLEL_MIN, c_code.BLOCK, *version) if version else ()
 
     def c_code(self, node, name, inames, onames, sub):
         return c_code.node_code(self, node, name, inames, onames, sub)
@@ -290,6 +309,14 @@ class FusedUpdate(COp):
     def __str__(self):
         flags = (", parallel" if self.parallel else "") + (", inplace" if self.inplace else "")
         return f"FusedUpdate{{{self.n_tensors} tensors, {self.n_states} states{flags}}}"
+
+
+def _merged(main, other):
+    """``main`` with each unknown dimension that ``other`` knows: the checks at every call
+    make the arrays' shapes equal."""
+    shape = tuple(d if d is not None else e for d, e in zip(main.shape, other.shape,
+                                                             strict=True))
+    return main.clone(shape=shape)
 
 
 def _writable(array, inplace):
