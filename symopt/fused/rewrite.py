@@ -135,7 +135,10 @@ def _pieces(node):
     pieces = []
     for outs in parts.values():
         ins = sorted({i for j in outs for i in reads[j]})
-        piece = ps.Composite([inner[i] for i in ins], [scalar_op.outputs[j] for j in outs])
+        try:
+            piece = ps.Composite([inner[i] for i in ins], [scalar_op.outputs[j] for j in outs])
+        except Exception:  # noqa: BLE001 - a part PyTensor cannot make a loop of: keep it whole
+            return [(scalar_op, list(node.inputs), list(node.outputs))]
         pieces.append((piece, [node.inputs[i] for i in ins], [node.outputs[j] for j in outs]))
     return pieces
 
