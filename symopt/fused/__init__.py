@@ -42,7 +42,7 @@ compile-time rewrites (:mod:`symopt.fused.rewrite`). On the C backends each para
 update loop becomes a :class:`FusedUpdate` (PyTensor's own C loop for it is scalar,
 about ten times slower), and on C and Numba the updates of a rule over many tensors are
 grouped, four tensors a node, each tensor keeping its own state arrays (Numba's loop is
-vectorised and is left alone in a graph of fewer than eight updates).
+vectorised and is left alone for a rule over fewer than eight tensors).
 
 On PyTensor's JAX backend (``mode="JAX"``) the fused update is plain array code
 (:mod:`symopt.fused.jax_code`, registered when PyTensor loads that backend, so importing

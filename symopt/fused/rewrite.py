@@ -14,7 +14,7 @@ symopt's rules:
   into one node per chunk of tensors, so a model with a hundred parameters compiles a
   rule's kernel once, not a hundred loops (or, for tensors of one shape, one loop with
   hundreds of outputs). On Numba, whose own loop is at the roofline for one tensor, this
-  happens only in a graph with eight updates or more (:class:`FlatUpdatesNumba`).
+  happens only for a rule over eight tensors or more (:class:`FlatUpdatesNumba`).
 - JAX and PyTorch keep PyTensor's loops (their compilers fuse on their own).
 
 What is replaced is recognised from the compiled function's updates: a loop (or an
@@ -36,6 +36,7 @@ also under ``symopt_fusion``: a mode that excludes it
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import numpy as np
 import pytensor
@@ -236,8 +237,8 @@ def flat_update(fgraph, node):
 
 
 class FlatUpdatesNumba(GraphRewriter):
-    """On Numba, :func:`flat_update` for a graph with
-    :data:`~symopt.fused.plan.FUSE_MIN_TENSORS` symopt update loops or more, so that
+    """On Numba, :func:`flat_update` for the loops of a rule over
+    :data:`~symopt.fused.plan.FUSE_MIN_TENSORS` tensors or more, so that
     :class:`GroupUpdates` groups them. Numba's own loop runs at the roofline for one
     tensor; what grouping saves is the calls (Adam over 20 tensors of 1e4: 0.134 ms a
     step against 0.258 ms) and, with hundreds of tensors, compiling one loop per tensor.
@@ -254,15 +255,26 @@ class FlatUpdatesNumba(GraphRewriter):
                  and isinstance(n.op.scalar_op, ps.Composite)]
         found = {n: _flattened(fgraph, n, c_code=False) for n in nodes}
         found = {n: r for n, r in found.items() if r}
-        updates = {v.owner for r in found.values() for v in r.values()
-                   if isinstance(v.owner.op, fused_op.FusedUpdate)}
-        if len(updates) < FUSE_MIN_TENSORS:
-            return
-        for replace in found.values():
+        # the one-tensor updates each node would become, counted per rule (the key by
+        # which GroupUpdates groups them): only a rule with enough tensors is taken
+        keys = {n: {_group_key(v.owner) for v in r.values()
+                    if isinstance(v.owner.op, fused_op.FusedUpdate)} for n, r in found.items()}
+        count = Counter(key for n in found for key in keys[n])
+        for node, replace in found.items():
+            if not any(count[key] >= FUSE_MIN_TENSORS for key in keys[node]):
+                continue
             try:
                 fgraph.replace_all_validate(list(replace.items()), reason="symopt_flat_update")
             except InconsistencyError:
                 continue
+
+
+def _group_key(node):
+    """What one-tensor FusedUpdate nodes must share to be grouped: the loop body, the
+    number of state arrays, the dtype and the scalar inputs."""
+    op = node.op
+    scalars = tuple(_same_scalar(x) for x in op.split(node.inputs)[3])
+    return op.scalar_op, op.n_states, node.inputs[0].type.dtype, scalars
 
 
 def _only_updates(fgraph, node):
@@ -317,9 +329,8 @@ class GroupUpdates(GraphRewriter):
             if (isinstance(op, fused_op.FusedUpdate) and op.shapes is None
                     and not op.inplace and op.n_tensors == 1
                     and _only_updates(fgraph, node)):
-                scalars = tuple(_same_scalar(x) for x in op.split(node.inputs)[3])
-                key = (op.scalar_op, op.n_states, node.inputs[0].type.dtype, scalars)
-                groups.setdefault(key, []).append((op, node.inputs[:-1], node.outputs))
+                groups.setdefault(_group_key(node), []).append(
+                    (op, node.inputs[:-1], node.outputs))
         for members in groups.values():
             start = 0
             for length in chunks(len(members), self.chunk):
@@ -349,7 +360,7 @@ def _group(fgraph, members):
 
 # C backends (the C VM, mode="C"): every symopt update loop becomes a vectorised
 # FusedUpdate, then those of a rule are grouped. Numba (which excludes cxx_only): the
-# same when a graph has FUSE_MIN_TENSORS update loops or more. JAX and PyTorch keep
+# same for a rule over FUSE_MIN_TENSORS tensors or more. JAX and PyTorch keep
 # PyTensor's loops. The tag "symopt_fusion" turns all of it off:
 # get_mode(...).excluding("symopt_fusion").
 optdb.register("symopt_flat_update", WalkingGraphRewriter(flat_update),

@@ -142,6 +142,18 @@ def test_numba_keeps_its_own_loops_below_eight_tensors(k):
     assert not [n for n in f.maker.fgraph.apply_nodes if isinstance(n.op, FusedUpdate)]
 
 
+@pytest.mark.skipif(not PYTENSOR_3, reason="Numba is PyTensor 3's default backend")
+def test_numba_counts_the_tensors_of_each_rule_not_of_the_graph():
+    """Three rules over four tensors each (twelve updates): Numba keeps its loops."""
+    grads = [pt.vector(f"g{i}") for i in range(4)]
+    updates = []
+    for rule in (symopt.adam, symopt.rmsprop, symopt.momentum):
+        params = [pytensor.shared(np.ones(4), name=f"{rule.__name__}{i}") for i in range(4)]
+        updates += list(rule(grads, params))
+    f = pytensor.function(grads, [], updates=updates, mode="NUMBA")
+    assert not [n for n in f.maker.fgraph.apply_nodes if isinstance(n.op, FusedUpdate)]
+
+
 def test_a_gradient_of_the_wrong_size_is_refused_and_the_arrays_are_untouched():
     """(The step counter has been advanced by then, as with PyTensor's own loop: its
     increment runs before the loop. The fused path's FusedCheck reads the counters first.)"""
