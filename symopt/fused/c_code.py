@@ -197,9 +197,8 @@ def _like_param_checks(fused, inames, fail):
     """``shapes=None`` (each tensor with state arrays of its shape): each gradient and
     each state array have their parameter's shape."""
     params, grads, states, _ = fused.split(inames)
-    r = fused.n_states
     pairs = [(p, x) for i, (p, g) in enumerate(zip(params, grads, strict=True))
-             for x in [g, *states[i * r:(i + 1) * r]]]
+             for x in [g, *fused.tensor_states(states, i)]]
     return "".join(f"""
         if (!PyArray_SAMESHAPE({x}, {p})) {{
             PyErr_SetString(PyExc_ValueError, "the gradient or a state array of a parameter "

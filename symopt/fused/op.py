@@ -246,6 +246,11 @@ class FusedUpdate(COp):
         k, r = self.n_tensors, self.n_state_arrays
         return inputs[:k], inputs[k: 2 * k], inputs[2 * k: 2 * k + r], inputs[2 * k + r: -1]
 
+    def tensor_states(self, states, i):
+        """Tensor ``i``'s own state arrays out of ``states`` (``shapes=None``)."""
+        r = self.n_states
+        return states[i * r:(i + 1) * r]
+
     def checks(self):
         """The checks against the layout's shapes (none for ``shapes=None``)."""
         if self.shapes is None:
@@ -255,21 +260,20 @@ class FusedUpdate(COp):
     def perform(self, node, inputs, output_storage):
         _check_shapes(self.checks(), inputs)
         params, grads, states, scalars = self.split(inputs)
-        r = self.n_states
         if self.shapes is None:
             for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-                _check_like_param([p, g, *states[i * r:(i + 1) * r]])
+                _check_like_param([p, g, *self.tensor_states(states, i)])
         params = [_writable(p, self.inplace) for p in params]
         states = [_writable(s, self.inplace) if self.shapes is None
                   else s if self.inplace else s.copy() for s in states]
         from symopt.fused.numba_code import loop_over
 
-        loop = loop_over(self.scalar_op, r, len(scalars))
+        loop = loop_over(self.scalar_op, self.n_states, len(scalars))
         scalars = [c[()] for c in scalars]
         offset = self.offset
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             end = offset + p.size
-            own = ([s.reshape(-1) for s in states[i * r:(i + 1) * r]] if self.shapes is None
+            own = ([s.reshape(-1) for s in self.tensor_states(states, i)] if self.shapes is None
                    else [s[offset:end] for s in states])
             loop(p.reshape(-1), np.ravel(g), *own, *scalars)
             offset = end
