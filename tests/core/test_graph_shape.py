@@ -47,6 +47,12 @@ ELEMENTWISE = sorted(name for name, rule in symopt.RULES.items()
 ACROSS = sorted(set(symopt.RULES) - set(ELEMENTWISE))
 
 
+# rules whose loop picks between values it computes by a condition of scalars alone
+# (the step counter): symopt.fused.rewrite takes them on Numba too
+BRANCH_ON_SCALARS = {"adan", "adopt", "asgd", "radam", "schedule_free_adamw",
+                     "schedule_free_sgd"}
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_one_in_place_loop_per_parameter_and_no_float64(name, mode):
@@ -65,6 +71,8 @@ def test_one_in_place_loop_per_parameter_and_no_float64(name, mode):
     rewritten = name != "adan" or PYTENSOR_3
     if mode == "CVM" and rewritten:
         assert [(n.op.n_tensors, n.op.inplace) for n in fused] == [(2, True)]
+    elif name in BRANCH_ON_SCALARS:  # Numba: one-tensor nodes, not grouped below eight
+        assert [(n.op.n_tensors, n.op.inplace) for n in fused] == [(1, True), (1, True)]
     else:
         assert not fused
     float64 = [v for v in fgraph.variables if getattr(v.type, "dtype", "") == "float64"]
