@@ -203,7 +203,9 @@ def scale_by_adagrad_window(epsilon: Scalar = 0.1, n_win: int = 10,
 
     Not elementwise in the fused path's sense: the window has an axis the parameter does
     not, and the flat buffers of :mod:`symopt.fused` are parameter-shaped. ``fuse=True``
-    refuses it, ``fuse="auto"`` keeps it on the per-tensor path.
+    refuses it, ``fuse="auto"`` keeps it on the per-tensor path. On the C backends and
+    Numba a compile-time rewrite writes and sums the window in one pass
+    (:mod:`symopt.fused.window`), with the same result.
     """
     epsilon = _epsilon(epsilon)
     if learning_rate is not None:

@@ -42,7 +42,8 @@ compile-time rewrites (:mod:`symopt.fused.rewrite`). On the C backends each para
 update loop becomes a :class:`FusedUpdate` (PyTensor's own C loop for it is scalar,
 about ten times slower), and on C and Numba the updates of a rule over many tensors are
 grouped, four tensors a node, each tensor keeping its own state arrays (Numba's loop is
-vectorised and is left alone for a rule over fewer than eight tensors).
+vectorised and is left alone for a rule over fewer than eight tensors). The window of
+``adagrad_window`` is written and summed in one pass (:mod:`symopt.fused.window`).
 
 On PyTensor's JAX backend (``mode="JAX"``) the fused update is plain array code
 (:mod:`symopt.fused.jax_code`, registered when PyTensor loads that backend, so importing
@@ -53,7 +54,7 @@ JAX traces the function. PyTensor's PyTorch backend has no code for a scalar
 """
 
 from symopt._backend_hooks import when_imported
-from symopt.fused import jax_code, modes, rewrite
+from symopt.fused import jax_code, modes, rewrite, window
 from symopt.fused.lowering import NotFusable
 from symopt.fused.op import PARALLEL_MIN, FusedCheck, FusedUpdate
 from symopt.fused.plan import (
@@ -68,4 +69,4 @@ when_imported("pytensor.link.jax.dispatch", jax_code.register)
 
 __all__ = ["CHUNK", "FUSE_MIN_TENSORS", "PARALLEL_MIN", "FusedCheck", "FusedUpdate",
            "NotFusable", "auto_min_tensors", "default_backend_is_c", "fused_apply", "modes",
-           "rewrite"]
+           "rewrite", "window"]

@@ -17,6 +17,7 @@ from pytensor.tensor.elemwise import Elemwise
 
 import symopt
 from symopt.fused import FusedUpdate
+from symopt.fused.window import WindowSum
 
 
 def _compiled(name, n_params, fuse, mode):
@@ -81,12 +82,14 @@ def test_one_in_place_loop_per_parameter_and_no_float64(name, mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_adagrad_window_writes_its_window_in_place_and_keeps_float32(mode):
-    """The window's slot is written in place, the parameter's loop runs in place, and no
-    variable is float64 (the sum over the window accumulates in double inside its loop,
-    as PyTensor does for every float32 sum, and PyMC's too)."""
+    """The window's slot is written in place and summed in the same pass (WindowSum:
+    symopt.fused.window), the parameter's loop runs in place, and no variable is float64
+    (the sum over the window accumulates in double inside its loop, as PyTensor does for
+    every float32 sum, and PyMC's too)."""
     fgraph = _compiled("adagrad_window", 2, False, mode)
-    writes = [n for n in fgraph.apply_nodes if "SetSubtensor" in str(n.op)]
-    assert len(writes) == 2 and all(n.op.destroy_map for n in writes)
+    writes = [n for n in fgraph.apply_nodes if isinstance(n.op, WindowSum)]
+    assert len(writes) == 2 and all(n.op.destroy_map and n.op.square for n in writes)
+    assert not [n for n in fgraph.apply_nodes if "SetSubtensor" in str(n.op)]
     loops = [n for n in fgraph.apply_nodes
              if isinstance(n.op, Elemwise) and n.outputs[0].type.broadcastable == (False,)
              and n.op.destroy_map]
