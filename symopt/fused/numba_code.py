@@ -105,38 +105,16 @@ def register():
         key = (op.scalar_op, k, r, op.inplace, op.parallel, op.shapes is None, _fastmath())
         if key in wrappers:
             return wrappers[key]
-        params = [f"p{i}" for i in range(k)]
-        grads = [f"g{i}" for i in range(k)]
-        states = [f"s{j}" for j in range(r)]
         scalars = [f"c{j}" for j in range(n_scalars)]
         fresh = "" if op.inplace else ".copy()"
-        # one tensor: typed once per number of dimensions, called k times
-        # (np.ascontiguousarray makes a 0-d array 1-d: the result is reshaped back)
-        one = [f"def one(p, g, offset{''.join(', ' + x for x in states + scalars)}):",
-               "    flat = np.ascontiguousarray(p).reshape(-1)",
-               "    end = offset + flat.shape[0]",
-               "    args = ({})".format(", ".join(
-                   ["flat", "np.ascontiguousarray(g).reshape(-1)"]
-                   + [f"{x}[offset:end]" for x in states] + scalars)),
-               "    if flat.shape[0] >= parallel_min:",
-               "        ploop(*args)",
-               "    else:",
-               "        loop(*args)",
-               "    return flat.reshape(p.shape), end"]
-        lines = [f"def fused_update({', '.join(params + grads + states + scalars)}, offset):"]
-        lines += [f"    {x} = {x}{fresh}" for x in params]
-        lines += [f"    {x} = np.ascontiguousarray({x}){fresh}" for x in states]
-        lines += [f"    {c} = {c}.item()" for c in scalars]
-        for p, g in zip(params, grads, strict=True):
-            lines.append(f"    {p}, offset = one({', '.join([p, g, 'offset'] + states + scalars)})")
-        lines.append(f"    return {', '.join(params + states)}")  # one output: not a tuple
         namespace = {"np": np, "loop": loop_over(op.scalar_op, r, n_scalars),
+                     "ploop": loop_over(op.scalar_op, r, n_scalars, op.parallel),
                      "parallel_min": (fused_op.PARALLEL_MIN if op.parallel
                                       else np.iinfo(np.int64).max)}
-        namespace["ploop"] = loop_over(op.scalar_op, r, n_scalars, op.parallel)
         if op.shapes is None:  # each tensor's own state arrays, tensor by tensor
             lines = _per_tensor_source(k, r, scalars, fresh)
-        else:
+        else:  # slices of shared state buffers
+            one, lines = _buffer_source(k, r, scalars, fresh)
             exec(compile("\n".join(one), "<symopt fused tensor>", "exec"), namespace)
             namespace["one"] = numba_njit(namespace["one"])
         exec(compile("\n".join(lines), "<symopt fused update>", "exec"), namespace)
@@ -174,6 +152,35 @@ def register():
         exec(compile(source, "<symopt fused check>", "exec"), namespace)
         key = hashlib.sha256(f"symopt.FusedCheck-9-{source}".encode()).hexdigest()
         return numba_njit(namespace["check"]), key
+
+
+def _buffer_source(k, r, scalars, fresh):
+    """The sources of ``one`` and ``fused_update`` when the tensors' states are slices
+    of shared buffers (``fuse=True``'s layout): ``one`` typed once per number of
+    dimensions and called ``k`` times (``np.ascontiguousarray`` makes a 0-d array 1-d:
+    the result is reshaped back)."""
+    params = [f"p{i}" for i in range(k)]
+    grads = [f"g{i}" for i in range(k)]
+    states = [f"s{j}" for j in range(r)]
+    one = [f"def one(p, g, offset{''.join(', ' + x for x in states + scalars)}):",
+           "    flat = np.ascontiguousarray(p).reshape(-1)",
+           "    end = offset + flat.shape[0]",
+           "    args = ({})".format(", ".join(
+               ["flat", "np.ascontiguousarray(g).reshape(-1)"]
+               + [f"{x}[offset:end]" for x in states] + scalars)),
+           "    if flat.shape[0] >= parallel_min:",
+           "        ploop(*args)",
+           "    else:",
+           "        loop(*args)",
+           "    return flat.reshape(p.shape), end"]
+    lines = [f"def fused_update({', '.join(params + grads + states + scalars)}, offset):"]
+    lines += [f"    {x} = {x}{fresh}" for x in params]
+    lines += [f"    {x} = np.ascontiguousarray({x}){fresh}" for x in states]
+    lines += [f"    {c} = {c}.item()" for c in scalars]
+    for p, g in zip(params, grads, strict=True):
+        lines.append(f"    {p}, offset = one({', '.join([p, g, 'offset'] + states + scalars)})")
+    lines.append(f"    return {', '.join(params + states)}")  # one output: not a tuple
+    return one, lines
 
 
 def _per_tensor_source(k, r, scalars, fresh):
@@ -216,9 +223,9 @@ def _check_source(op, names):
     The comparisons are the whole cost of a call that passes; ``failed`` is used after
     them so that Numba keeps the object-mode call's result typed."""
     if getattr(op, "shapes", ()) is None:  # each tensor's state shaped like it
-        k, r = op.n_tensors, op.n_states
-        pairs = [(i, j) for i in range(k)
-                 for j in [k + i, *range(2 * k + i * r, 2 * k + (i + 1) * r)]]
+        k = op.n_tensors
+        states = list(range(2 * k, 2 * k + op.n_state_arrays))  # the inputs' positions
+        pairs = [(i, j) for i in range(k) for j in [k + i, *op.tensor_states(states, i)]]
         # one raise for all (each raise is code of its own, and compile time)
         return ("    bad = False\n" + "".join(
             f"    bad |= {names[j]}.shape != {names[i]}.shape\n" for i, j in pairs)

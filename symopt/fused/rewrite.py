@@ -238,7 +238,16 @@ def flat_update(fgraph, node):
     return _flattened(fgraph, node, c_code=True) or False
 
 
-class FlatUpdatesNumba(GraphRewriter):
+class _ReplaceValidate(GraphRewriter):
+    """A whole-graph rewrite that replaces with ``fgraph.replace_all_validate``."""
+
+    def add_requirements(self, fgraph):
+        from pytensor.graph.features import ReplaceValidate
+
+        fgraph.attach_feature(ReplaceValidate())
+
+
+class FlatUpdatesNumba(_ReplaceValidate):
     """On Numba, :func:`flat_update` for the loops of a rule over
     :data:`~symopt.fused.plan.FUSE_MIN_TENSORS` tensors or more, so that
     :class:`GroupUpdates` groups them. Numba's own loop runs at the roofline for one
@@ -248,11 +257,6 @@ class FlatUpdatesNumba(GraphRewriter):
     Numba compiling a node for each new combination of its tensors' dimensions. The
     exception is a body that branches on its scalars (:func:`_branches_on_scalars`),
     which PyTensor's loop runs 2.6 times slower: it is taken for any number of tensors."""
-
-    def add_requirements(self, fgraph):
-        from pytensor.graph.features import ReplaceValidate
-
-        fgraph.attach_feature(ReplaceValidate())
 
     def apply(self, fgraph):
         nodes = [n for n in fgraph.toposort() if isinstance(n.op, Elemwise)
@@ -318,7 +322,7 @@ def chunks(n, size):
     return lengths
 
 
-class GroupUpdates(GraphRewriter):
+class GroupUpdates(_ReplaceValidate):
     """The one-tensor update loops of a rule, grouped: one :class:`FusedUpdate` node per
     ``chunk`` tensors.
 
@@ -345,11 +349,6 @@ class GroupUpdates(GraphRewriter):
         super().__init__()
         self.chunk = chunk
         self.min_tensors = min_tensors
-
-    def add_requirements(self, fgraph):
-        from pytensor.graph.features import ReplaceValidate
-
-        fgraph.attach_feature(ReplaceValidate())
 
     def apply(self, fgraph):
         groups: dict[tuple, list] = {}
