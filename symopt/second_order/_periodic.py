@@ -8,8 +8,9 @@ evaluates both branches of an ``ifelse``, so the eigendecomposition would run at
 step. :class:`PeriodicMatrixFunction` is one small Op that looks at its flag at run time
 and runs the decomposition only when it is set; on the other steps it copies the kept
 matrix. It runs on every backend: NumPy in ``perform`` (the C and Python linkers), compiled
-Numba code on PyTensor's Numba backend, and on JAX's (``mode="JAX"``) a ``lax.cond``
-whose refreshing branch calls ``jnp.linalg.eigh`` (XLA runs only the branch taken).
+Numba code on PyTensor's Numba backend, on JAX's (``mode="JAX"``) a ``lax.cond``
+whose refreshing branch calls ``jnp.linalg.eigh`` (XLA runs only the branch taken), and
+on PyTorch's (``mode="PYTORCH"``) ``torch.linalg.eigh`` behind the flag.
 
 The decomposition is always computed in float64 (a float32 statistics matrix is widened
 first, then the result is rounded back; on JAX only when it has 64-bit types enabled,
@@ -185,4 +186,30 @@ def _register_jax(module=None):
         return periodic
 
 
+def _register_pytorch(module=None):
+    """Register :class:`PeriodicMatrixFunction` with PyTensor's PyTorch backend: the
+    refresh in float64 with ``torch.linalg.eigh`` (which reads the lower triangle, as
+    NumPy does), run only when the flag is set."""
+    import torch
+    from pytensor.link.pytorch.dispatch.basic import pytorch_funcify
+
+    @pytorch_funcify.register(PeriodicMatrixFunction)
+    def pytorch_funcify_periodic(op, node=None, **kwargs):
+        dtype = getattr(torch, node.outputs[0].dtype)
+        exponent = op.exponent
+
+        def periodic(flag, S, previous, shift):
+            if not bool(flag):
+                return previous.clone().to(dtype)
+            w, Q = torch.linalg.eigh(torch.as_tensor(S).to(torch.float64))
+            if op.kind == "inverse_root":
+                value = (Q * (torch.clamp(w, min=0.0) + shift) ** (-exponent)) @ Q.T
+            else:
+                value = torch.flip(Q, dims=(1,))
+            return value.to(dtype)
+
+        return periodic
+
+
 when_imported("pytensor.link.jax.dispatch", _register_jax)
+when_imported("pytensor.link.pytorch.dispatch", _register_pytorch)
