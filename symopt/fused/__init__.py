@@ -49,14 +49,15 @@ On PyTensor's JAX backend (``mode="JAX"``) the fused update is plain array code
 (:mod:`symopt.fused.jax_code`, registered when PyTensor loads that backend, so importing
 symopt never imports JAX): the loop body, converted by PyTensor's own JAX dispatch, is
 applied to each parameter and its slices of the buffers, and the shape checks run when
-JAX traces the function. On PyTensor's PyTorch backend (``mode="PYTORCH"``) the rules
-run per tensor (symopt mends three of its scalar conversions: :mod:`symopt._pytorch_backend`);
-the fused path has no PyTorch code.
+JAX traces the function. On PyTensor's PyTorch backend (``mode="PYTORCH"``) it is the
+same whole-tensor code (:mod:`symopt.fused.pytorch_code`), and the rules run per tensor
+too (symopt mends three of PyTensor's scalar conversions there:
+:mod:`symopt._pytorch_backend`).
 """
 
 from symopt import _pytorch_backend
 from symopt._backend_hooks import when_imported
-from symopt.fused import jax_code, modes, rewrite, window
+from symopt.fused import jax_code, modes, pytorch_code, rewrite, window
 from symopt.fused.lowering import NotFusable
 from symopt.fused.op import PARALLEL_MIN, FusedCheck, FusedUpdate
 from symopt.fused.plan import (
@@ -69,6 +70,7 @@ from symopt.fused.plan import (
 
 when_imported("pytensor.link.jax.dispatch", jax_code.register)
 when_imported("pytensor.link.pytorch.dispatch", _pytorch_backend.register)
+when_imported("pytensor.link.pytorch.dispatch", pytorch_code.register)
 
 __all__ = ["CHUNK", "FUSE_MIN_TENSORS", "PARALLEL_MIN", "FusedCheck", "FusedUpdate",
            "NotFusable", "auto_min_tensors", "default_backend_is_c", "fused_apply", "modes",

@@ -20,9 +20,8 @@ and both shapes, before anything is written.
 
 from __future__ import annotations
 
-import numpy as np
-
-from symopt.fused.op import FusedCheck, FusedUpdate, _check_like_param, _check_shapes
+from symopt.fused.array_code import fused_update
+from symopt.fused.op import FusedCheck, FusedUpdate, _check_shapes
 
 __all__ = ["register"]
 
@@ -46,43 +45,4 @@ def register(module=None):
     def jax_funcify_fused_update(op, node=None, **kwargs):
         scalar_node = op.scalar_op.make_node(*[x.type() for x in op.scalar_op.inputs])
         body = jax_funcify(op.scalar_op, node=scalar_node)
-        return _fused_update(op, node, body, jnp)
-
-
-def _fused_update(op, node, body, xp):
-    """``fused_update(*inputs)`` of ``op``: the loop body ``body`` applied to whole arrays
-    of ``xp`` (``jax.numpy``)."""
-    checks = op.checks()
-    dtypes = [out.dtype for out in node.outputs]
-    n_states = op.n_states
-    single = len(op.scalar_op.outputs) == 1
-    shapes = op.shapes
-
-    def fused_update(*inputs):
-        _check_shapes(checks, inputs)  # at trace time: the shapes are static
-        if shapes is None:
-            _check_like_param(inputs[:2 + n_states])
-        params, grads, states, scalars = op.split(inputs)
-        new_params, pieces = [], [[] for _ in states]
-        offset = op.offset
-        for p, g in zip(params, grads, strict=True):
-            shape = tuple(np.shape(p))
-            end = offset + int(np.prod(shape, dtype=np.int64))
-            sliced = [s if shapes is None else xp.reshape(s[offset:end], shape) for s in states]
-            out = body(p, g, *sliced, *scalars)
-            out = (out,) if single else tuple(out)
-            new_params.append(out[0])
-            for piece, new in zip(pieces, out[1:], strict=True):
-                piece.append(new if shapes is None else xp.ravel(new))
-            offset = end
-        if shapes is None:
-            new_states = [piece[0] for piece in pieces]
-        else:  # each buffer with this node's slice replaced
-            new_states = [xp.concatenate([s[:op.offset], *piece, s[offset:]])
-                          for s, piece in zip(states, pieces, strict=True)]
-        # exactly the outputs' dtypes (a weakly typed scalar may have widened a result)
-        outputs = [xp.asarray(x, dtype=dtype)
-                   for x, dtype in zip(new_params + new_states, dtypes, strict=True)]
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
-
-    return fused_update
+        return fused_update(op, node, body, jnp)

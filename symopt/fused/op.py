@@ -85,7 +85,12 @@ def shape_error(kind, name, expected):
 
 def raise_shape_error(prefix, suffix, array):
     """Raise the error of a shape check (:func:`shape_error`) for ``array``."""
-    raise ValueError(prefix + str(np.shape(array)) + suffix)
+    raise ValueError(prefix + str(_shape(array)) + suffix)
+
+
+def _shape(array):
+    """An array's shape as a plain tuple (a torch tensor's prints as torch.Size)."""
+    return tuple(int(d) for d in np.shape(array))
 
 
 def _check_shapes(checks, inputs):
@@ -101,8 +106,8 @@ def _check_like_param(arrays):
     for what, array in [("the gradient", grad)] + [(f"state array {j}", a)
                                                    for j, a in enumerate(states)]:
         if np.shape(array) != np.shape(param):
-            raise ValueError(f"{what} of a parameter of shape {np.shape(param)} has shape "
-                             f"{np.shape(array)}; it must have the parameter's shape")
+            raise ValueError(f"{what} of a parameter of shape {_shape(param)} has shape "
+                             f"{_shape(array)}; it must have the parameter's shape")
 
 
 class FusedCheck(COp):
