@@ -76,6 +76,7 @@ class WindowSum(COp):
             self.destroy_map = {0: [0]}
 
     def make_node(self, window, value, slot):
+        """The node, after checking the inputs' types (a TypeError names the one wrong)."""
         window, value, slot = (pt.as_tensor_variable(x) for x in (window, value, slot))
         if window.type.dtype not in ("float32", "float64") or window.type.ndim < 1:
             raise TypeError(f"WindowSum: the window must be a float32 or float64 array of "
@@ -90,6 +91,7 @@ class WindowSum(COp):
         return Apply(self, [window, value, slot], [window.type(), total])
 
     def perform(self, node, inputs, output_storage):
+        """NumPy: the same checks, the slot written, the sum slot by slot in double."""
         window, value, slot = inputs
         error = _check(window.shape, value.shape, int(slot))
         if error is not None:
@@ -104,14 +106,17 @@ class WindowSum(COp):
         output_storage[1][0] = total.astype(window.dtype)
 
     def infer_shape(self, fgraph, node, shapes):
+        """The window's shape, and the value's."""
         return [shapes[0], shapes[1]]
 
     # C: one loop over the rows of a C-contiguous window (a window that is not is copied)
 
     def c_code_cache_version(self):
+        """The version of the C code below, for PyTensor's on-disk cache."""
         return (3,)
 
     def c_code(self, node, name, inames, onames, sub):
+        """The checks, then one loop over the rows (a non-contiguous window is copied)."""
         window, value, slot = inames
         out_window, total = onames
         fail = sub["fail"]
