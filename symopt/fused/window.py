@@ -267,6 +267,8 @@ def window_sum(fgraph, node):
     if square:  # the square is taken in the loop, not in a pass of its own
         value = value.owner.inputs[0]
     new_window, total = WindowSum(square=square)(window, value, pt.as_tensor_variable(slot))
+    if not (x.type.is_super(new_window.type) and node.outputs[0].type.is_super(total.type)):
+        return False  # static shapes the replacements would not keep
     return {x: new_window, node.outputs[0]: total}
 
 
