@@ -363,7 +363,7 @@ def write_all(payload, out: Path):
         f"{before.get('python')}. Started {before.get('time')}, "
         f"load average {fmt_load(before.get('loadavg'))}; finished {after.get('time')}, "
         f"load average {fmt_load(after.get('loadavg'))}. "
-        ("QUICK run (small sizes, few repeats): numbers are provisional."
+        + ("QUICK run (small sizes, few repeats): numbers are provisional."
          if meta.get("quick") else ""),
         f"\nVersions: {versions(results)}\n",
         *[f"Note: {n}\n" for n in meta.get("notes", [])],
