@@ -72,7 +72,7 @@ def test_one_in_place_loop_per_parameter_and_no_float64(name, mode):
     rewritten = name != "adan" or PYTENSOR_3
     if mode == "CVM" and rewritten:
         assert [(n.op.n_tensors, n.op.inplace) for n in fused] == [(2, True)]
-    elif name in BRANCH_ON_SCALARS:  # Numba: one-tensor nodes, not grouped below eight
+    elif mode == "NUMBA" and name in BRANCH_ON_SCALARS:  # one-tensor nodes, not grouped
         assert [(n.op.n_tensors, n.op.inplace) for n in fused] == [(1, True), (1, True)]
     else:
         assert not fused
