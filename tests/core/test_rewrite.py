@@ -8,6 +8,8 @@ float32 (as on Numba) and stay within a few ulps of PyTensor's C loop.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
@@ -18,7 +20,7 @@ from pytensor.compile.mode import get_mode
 from pytensor.tensor.elemwise import Elemwise
 
 import symopt
-from symopt.fused import FusedUpdate
+from symopt.fused import PARALLEL_MIN, FusedUpdate
 from symopt.fused.rewrite import chunks
 from symopt.lab import rulebook
 
@@ -173,6 +175,37 @@ def test_numba_takes_a_loop_that_branches_on_its_scalars_for_any_number_of_tenso
         # the same scalar body; fastmath lets LLVM contract each loop's multiply-adds
         np.testing.assert_allclose(a, b, rtol=4e-7 if dtype == "float32" else 1e-15)
     assert not _train_many(symopt.rprop, shapes, dtype, get_mode("NUMBA"))[1]
+
+
+@pytest.mark.skipif(not PYTENSOR_3, reason="Numba is PyTensor 3's default backend")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="threads need two cores")
+def test_numba_takes_a_tensor_large_enough_for_threads(monkeypatch):
+    """Numba's own loop is serial: a tensor of PARALLEL_MIN elements gets FusedUpdate's
+    loop, split over Numba's threads, with Numba's loop's result; a smaller one keeps
+    Numba's loop."""
+    import numba
+
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)  # as on two cores
+    results = {}
+    for label, mode in [("symopt", get_mode("NUMBA")),
+                        ("plain", get_mode("NUMBA").excluding("symopt_fusion"))]:
+        rng = np.random.default_rng(11)
+        W = pytensor.shared(rng.normal(size=PARALLEL_MIN), name="W")
+        small = pytensor.shared(rng.normal(size=100), name="small")
+        g, h = pt.vector("g"), pt.vector("h")
+        f = pytensor.function([g, h], [], updates=symopt.adam([g, h], [W, small]), mode=mode)
+        for _ in range(3):
+            f(rng.normal(size=PARALLEL_MIN), rng.normal(size=100))
+        fused = [n for n in f.maker.fgraph.apply_nodes if isinstance(n.op, FusedUpdate)]
+        if label == "symopt":
+            assert [(n.op.n_tensors, n.op.parallel) for n in fused] == [(1, True)]
+            assert fused[0].inputs[0] is W
+        else:
+            assert not fused
+        results[label] = W.get_value(), small.get_value()
+    for a, b in zip(results["symopt"], results["plain"], strict=True):
+        # the same scalar body; fastmath lets LLVM contract each loop's multiply-adds
+        np.testing.assert_allclose(a, b, rtol=1e-15, atol=1e-15)
 
 
 def test_a_gradient_of_the_wrong_size_is_refused_and_the_arrays_are_untouched():
