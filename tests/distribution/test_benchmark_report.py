@@ -7,20 +7,15 @@ results of the full round-1 run (every section) and of a quick run are written a
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._files import ROOT, load
 
 
 def _report():
-    spec = importlib.util.spec_from_file_location("report", ROOT / "benchmarks" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("benchmarks/report.py")
 
 
 @pytest.mark.parametrize("quick", [False, True])

@@ -3,17 +3,11 @@ itself, ``bash scripts/docs.sh``, runs with warnings as errors)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from ._files import ROOT, load
 
 
 def _api():
-    spec = importlib.util.spec_from_file_location("_api", ROOT / "docs" / "_api.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("docs/_api.py")
 
 
 def test_every_public_module_has_a_page(tmp_path):

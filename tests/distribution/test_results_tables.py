@@ -3,20 +3,14 @@ files (``scripts/results_tables.py``): they are up to date, and they follow the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ._files import ROOT, load
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("results_tables",
-                                                  ROOT / "scripts" / "results_tables.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("scripts/results_tables.py")
 
 
 def test_the_readme_tables_are_up_to_date():
