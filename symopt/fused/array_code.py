@@ -41,9 +41,11 @@ def fused_update(op, node, body, xp):
             out = body(p, g, *sliced, *scalars)
             out = (out,) if single else tuple(out)
             new_params.append(out[0])
-            own_states += out[1:]
-            for piece, new in zip(pieces, out[1:], strict=True):
-                piece.append(xp.ravel(new))
+            if shapes is None:
+                own_states += out[1:]
+            else:
+                for piece, new in zip(pieces, out[1:], strict=True):
+                    piece.append(xp.ravel(new))
             offset = end
         if shapes is None:  # each tensor's own state arrays, tensor by tensor
             new_states = own_states

@@ -406,7 +406,8 @@ def _group(fgraph, members):
 # C backends (the C VM, mode="C"): every symopt update loop becomes a vectorised
 # FusedUpdate, then those of a rule are grouped. Numba (which excludes cxx_only): the
 # same for a rule over FUSE_MIN_TENSORS tensors or more (a rule whose body branches on
-# its scalars: one-tensor nodes for any number of tensors). JAX and PyTorch keep
+# its scalars, and a tensor large enough for Numba's threads: one-tensor nodes for any
+# number of tensors). JAX and PyTorch keep
 # PyTensor's loops. The tag "symopt_fusion" turns all of it off:
 # get_mode(...).excluding("symopt_fusion").
 optdb.register("symopt_flat_update", WalkingGraphRewriter(flat_update),
