@@ -23,7 +23,7 @@ SECTIONS = [
                      "symopt.rules",
                      "symopt.constraints", "symopt.wrappers", "symopt.regularization",
                      "symopt.schedules", "symopt.step_schedules", "symopt.combinators",
-                     "symopt.state", "symopt.grads"]),
+                     "symopt.state", "symopt.flat", "symopt.grads"]),
     ("Beyond first order", ["symopt.second_order", "symopt.sharpness"]),
     ("The fused multi-tensor backend", ["symopt.fused"]),
     ("The source texts' forms", ["symopt.texts"]),

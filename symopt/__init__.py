@@ -21,6 +21,7 @@ The library, layer by layer (each a module whose name says what is in it):
 - :mod:`symopt.wrappers`: updates to updates (momentum on top, norm constraints, the
   NaN guard);
 - :mod:`symopt.regularization`, :mod:`symopt.schedules`, :mod:`symopt.state`;
+- :mod:`symopt.flat`: many parameters kept in one shared vector, each a view of it;
 - :mod:`symopt.second_order`: curvature products, ESGD, vSGD, SciPy's solvers,
   Hessian-free, the natural gradient, Shampoo, SOAP and K-FAC;
 - :mod:`symopt.fused`: the fused multi-tensor backend and compile modes;
@@ -74,6 +75,7 @@ from symopt.constraints import (
     norm_constraint,
     total_norm_constraint,
 )
+from symopt.flat import FlatParameters
 from symopt.grads import get_or_compute_grads
 from symopt.regularization import l1, l2, regularize
 from symopt.rules import (
@@ -140,7 +142,7 @@ __version__ = "0.2.0"
 __all__ = [
     # the transform contract, composition, configured rules
     "ConfiguredRule", "Transform", "Updates", "apply", "chain", "get_or_compute_grads",
-    "update_rule", "ParamError",
+    "update_rule", "ParamError", "FlatParameters",
     # building blocks
     "add_decayed_weights", "identity", "negate", "scale", "scale_by_adabelief",
     "scale_by_adadelta", "scale_by_adafactor", "scale_by_adagrad", "scale_by_adagrad_window",

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast, overload
 
 from symopt._checks import check_params, like_param, require_loss
+from symopt.flat import refuse_flat
 from symopt.grads import get_or_compute_grads
 from symopt.state import mark_updated
 from symopt.updates import Updates
@@ -188,6 +189,8 @@ def apply(transform: Transform | StepsFunction, loss_or_grads: LossOrGrads | Non
     _check_fuse(fuse)
     transform = as_transform(transform)
     params = check_params(params)
+    if not transform.elementwise:
+        refuse_flat(params, transform.name or "this transform")
     grads = get_or_compute_grads(loss_or_grads, params)
     if fuse:
         from symopt import fused
@@ -373,6 +376,8 @@ def update_rule(build: Callable[..., Transform | StepsFunction],
                 f"{build.__name__}: params were given without loss_or_grads; pass a scalar "
                 "loss or one gradient per parameter"
             )
+        if not as_transform(transform).elementwise:  # the error names the rule
+            refuse_flat(check_params(params), build.__name__)
         return apply(transform, loss_or_grads, params, fuse=fuse)
 
     # The user-facing signature, annotated as the module's annotations are (strings, read
