@@ -15,7 +15,7 @@ import importlib.abc
 import sys
 import threading
 
-__all__ = ["when_imported"]
+__all__ = ["register_numba", "when_imported"]
 
 _PENDING: dict[str, list] = {}  # module name -> [callback(module), ...]
 _LOCK = threading.Lock()
@@ -70,3 +70,23 @@ class _Loader(importlib.abc.Loader):
 
     def __getattr__(self, name):  # get_resource_reader, is_package, ...
         return getattr(self.loader, name)
+
+
+_NUMBA_DONE: set = set()
+
+
+def register_numba(op_type, funcify):
+    """Register ``funcify(op, node) -> (function, cache key)`` as the Numba code of
+    ``op_type``, once, when an Op of it first builds a node (not at import: Numba takes
+    half a second to import). Nothing happens without PyTensor 3's Numba dispatch."""
+    if op_type in _NUMBA_DONE:
+        return
+    _NUMBA_DONE.add(op_type)
+    try:
+        from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
+    except ImportError:  # PyTensor 2 or no Numba: the C and Python linkers
+        return
+
+    @register_funcify_and_cache_key(op_type)
+    def numba_funcify(op, node=None, **kwargs):
+        return funcify(op, node)

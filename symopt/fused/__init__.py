@@ -43,7 +43,9 @@ update loop becomes a :class:`FusedUpdate` (PyTensor's own C loop for it is scal
 about ten times slower), and on C and Numba the updates of a rule over many tensors are
 grouped, four tensors a node, each tensor keeping its own state arrays (Numba's loop is
 vectorised and is left alone for a rule over fewer than eight tensors). The window of
-``adagrad_window`` is written and summed in one pass (:mod:`symopt.fused.window`).
+``adagrad_window`` is written and summed in one pass (:mod:`symopt.fused.window`). On
+Numba a join of many vectors (the gradient of a :class:`symopt.FlatParameters` vector)
+is one loop over them (:mod:`symopt.fused.concat`).
 
 On PyTensor's JAX backend (``mode="JAX"``) the fused update is plain array code
 (:mod:`symopt.fused.jax_code`, registered when PyTensor loads that backend, so importing
@@ -57,7 +59,7 @@ too (symopt mends three of PyTensor's scalar conversions there:
 
 from symopt import _pytorch_backend
 from symopt._backend_hooks import when_imported
-from symopt.fused import jax_code, modes, pytorch_code, rewrite, window
+from symopt.fused import concat, jax_code, modes, pytorch_code, rewrite, window
 from symopt.fused.lowering import NotFusable
 from symopt.fused.op import PARALLEL_MIN, FusedCheck, FusedUpdate
 from symopt.fused.plan import (
@@ -73,5 +75,5 @@ when_imported("pytensor.link.pytorch.dispatch", _pytorch_backend.register)
 when_imported("pytensor.link.pytorch.dispatch", pytorch_code.register)
 
 __all__ = ["CHUNK", "FUSE_MIN_TENSORS", "PARALLEL_MIN", "FusedCheck", "FusedUpdate",
-           "NotFusable", "auto_min_tensors", "default_backend_is_c", "fused_apply", "modes",
-           "rewrite", "window"]
+           "NotFusable", "auto_min_tensors", "concat", "default_backend_is_c", "fused_apply",
+           "modes", "rewrite", "window"]

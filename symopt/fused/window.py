@@ -38,6 +38,7 @@ from pytensor.tensor.math import Sum
 from pytensor.tensor.subtensor import IncSubtensor
 from pytensor.tensor.type import integer_dtypes
 
+from symopt._backend_hooks import register_numba
 from symopt.state import updated_by_symopt
 
 __all__ = ["WindowSum", "window_sum"]
@@ -86,7 +87,9 @@ class WindowSum(COp):
                             f"{window.type.ndim - 1} axes (the window's rows), got {value.type}")
         if slot.type.ndim != 0 or slot.type.dtype not in integer_dtypes:
             raise TypeError(f"WindowSum: the slot must be an integer scalar, got {slot.type}")
-        _register_numba()  # here, not at import: Numba takes half a second to import
+        register_numba(WindowSum, lambda op, node: (
+            _numba_window_sum(op.inplace, op.square),
+            f"symopt.WindowSum-3-{op.inplace}-{op.square}"))
         total = pt.tensor(dtype=window.type.dtype, shape=window.type.shape[:-1])
         return Apply(self, [window, value, slot], [window.type(), total])
 
@@ -176,8 +179,6 @@ class WindowSum(COp):
 
 # Numba: the same loop, compiled without fastmath (its reassociation would reorder the sum)
 
-_NUMBA: list = []
-
 
 def _numba_window_sum(inplace, square):
     from pytensor.link.numba.dispatch.basic import numba_njit
@@ -209,21 +210,6 @@ def _numba_window_sum(inplace, square):
         return new, t.reshape(value.shape)
 
     return numba_njit(window_sum, fastmath=False)
-
-
-def _register_numba():
-    if _NUMBA:
-        return
-    _NUMBA.append(True)
-    try:
-        from pytensor.link.numba.dispatch.basic import register_funcify_and_cache_key
-    except ImportError:  # PyTensor 2 or no Numba: the C and Python linkers
-        return
-
-    @register_funcify_and_cache_key(WindowSum)
-    def numba_funcify_window_sum(op, node=None, **kwargs):
-        return (_numba_window_sum(op.inplace, op.square),
-                f"symopt.WindowSum-3-{op.inplace}-{op.square}")
 
 
 # the rewrites
