@@ -74,7 +74,13 @@ def main(argv=None):
     parser.add_argument("--rules", default="adam,rmsprop,momentum")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the Markdown again from OUT.json, measure nothing")
     args = parser.parse_args(argv)
+    if args.report_only:
+        saved = json.loads(Path(args.out).with_suffix(".json").read_text())
+        write_report(Path(args.out), saved["meta"], saved["rows"])
+        return
     grad = np.random.default_rng(0).random(SIZE, dtype=np.float32)
     rows = []
     for rule in args.rules.split(","):
@@ -105,6 +111,19 @@ def main(argv=None):
             "cpu": platform.processor() or platform.machine(),
             "pytensor": pytensor.__version__, "date": time.strftime("%Y-%m-%d")}
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    write_report(out, meta, rows)
+
+
+#: The summary's columns: a title, the path, and whether the step is shown too.
+SUMMARY = [("Numba (default): step, x roofline", "numba (default)", True),
+           ("Numba, rewrites excluded: x roofline", "numba, rewrite excluded", False),
+           ("C VM (default): step, x roofline", "C VM (default: rewritten)", True),
+           ("C VM, rewrites excluded: x roofline", "C VM, rewrite excluded", False)]
+
+
+def write_report(out, meta, rows):
+    """The run's Markdown: every measurement, then one line per rule (the summary that
+    benchmarks/README.md copies)."""
     lines = [f"# Default path, {SIZE:.0e} float32 parameters, 1 thread",
              "", f"Made by `benchmarks/default_path.py` on {meta['date']} (PyTensor "
              f"{meta['pytensor']}, load average {meta['load_average'][0]:.1f}: a shared "
@@ -115,6 +134,18 @@ def main(argv=None):
         compile_s = "-" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
         lines.append(f"| {r['rule']} | {r['path']} | {r['step_us']:.0f} | "
                      f"{r['vs_roofline']:.2f} | {compile_s} |")
+    by_rule: dict = {}
+    for r in rows:
+        by_rule.setdefault(r["rule"], {})[r["path"]] = r
+    if all(label in paths for paths in by_rule.values() for _, label, _ in SUMMARY):
+        lines += ["", "## Summary", "",
+                  "| rule | " + " | ".join(title for title, _, _ in SUMMARY)
+                  + " | roofline (us) |", "|---" * (len(SUMMARY) + 2) + "|"]
+        for rule, paths in by_rule.items():
+            cells = [(f"{paths[label]['step_us']:.0f} us, " if with_step else "")
+                     + f"{paths[label]['vs_roofline']:.2f}" for _, label, with_step in SUMMARY]
+            roof = paths["roofline (NumPy, in place)"]["step_us"]
+            lines.append(f"| {rule} | " + " | ".join(cells) + f" | {roof:.0f} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

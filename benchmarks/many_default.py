@@ -8,6 +8,9 @@ gradients given as inputs, one thread, on Numba (PyTensor 3's default) and the C
 - ``before``: the same graph with symopt's rewrites excluded (``symopt_fusion``):
   PyTensor's own loops, what the default path was before them;
 - ``fused``: ``fuse=True`` (state in flat buffers, ``symopt.fused``);
+- ``flat``: the ``k`` tensors as views of one vector (``symopt.FlatParameters``), the
+  loss ``sum(view * g)`` so that the gradient of each view is its input; the rule
+  updates one vector, and the step includes placing the ``k`` gradients in it;
 - ``vector``: the same number of elements as one vector (the fused loop on C, PyTensor's
   Numba loop), the target's reference;
 - ``inputs-only``: a function that takes the ``k`` gradient arrays and does nothing, the
@@ -45,6 +48,7 @@ ROWS = {  # label: multi_tensor.py arguments (besides --backend, --k)
     "default": ["--layout", "per-tensor"],
     "before": ["--layout", "per-tensor", "--exclude", "symopt_fusion"],
     "fused": ["--layout", "fused"],
+    "flat": ["--layout", "flat"],
     "vector": ["--layout", "vector"],
     "inputs-only": ["--layout", "inputs-only"],
 }

@@ -104,8 +104,13 @@ def setup_symopt(args):
         else:
             log_p = pt.special.log_softmax(logits, axis=1)
             loss = -log_p[pt.arange(y.shape[0]), y].mean()
-        updates = symopt.RULES[args.rule](loss, [W1, b1, W2, b2], **HYPER[args.rule],
-                                          fuse=args.fuse)
+        params = [W1, b1, W2, b2]
+        if args.no_updates:  # the gradients as outputs: the graph without the rule
+            loss = [loss, *pytensor.grad(loss, params)]
+            updates = []
+        else:
+            updates = symopt.RULES[args.rule](loss, params, **HYPER[args.rule],
+                                              fuse=args.fuse)
         build_s = time.perf_counter() - t0
         mode = pytensor.compile.mode.get_mode(args.mode)
         if args.exclude:
@@ -254,6 +259,9 @@ def main():
     parser.add_argument("--loss", choices=["indexed", "onehot"], default="indexed")
     parser.add_argument("--fuse", action="store_true",
                         help="symopt: the fused update (fuse=True, symopt.fused)")
+    parser.add_argument("--no-updates", action="store_true",
+                        help="symopt: compile the loss and its gradients, no rule (the "
+                             "compile time that is not the rule's)")
     parser.add_argument("--variant", default="forloop", help="torch: forloop|foreach|fused")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs")
     parser.add_argument("--steps", type=int, default=N_TRAIN // BATCH, help="steps per epoch")

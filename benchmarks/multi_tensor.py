@@ -52,7 +52,6 @@ def pytensor_worker(args):
     import numpy as np
     import pytensor
     import pytensor.tensor as pt
-    from pytensor.compile.mode import get_mode
 
     import symopt
 
@@ -68,13 +67,15 @@ def pytensor_worker(args):
     if args.layout == "inputs-only":  # the price of passing k arrays, nothing else
         fn = pytensor.function(grads, grads[0][0], mode=MODES[args.backend],
                                on_unused_input="ignore")
+    elif args.layout == "flat":  # the k tensors as views of one vector: one update
+        flat = symopt.FlatParameters([p.get_value() for p in params])
+        loss = pt.add(*[(view * g).sum() for view, g in zip(flat.views, grads, strict=True)])
+        fn = pytensor.function(grads, [], updates=symopt.adam(loss, [flat.vector], 1e-3),
+                               mode=_mode(args))
     else:
         updates = symopt.adam(grads, params, learning_rate=1e-3,
                               fuse=args.layout in ("fused", "vector-fused"))
-        mode = get_mode(MODES[args.backend])
-        if args.exclude:  # e.g. symopt_fusion: the default path before its rewrites
-            mode = mode.excluding(*args.exclude)
-        fn = pytensor.function(grads, [], updates=updates, mode=mode)
+        fn = pytensor.function(grads, [], updates=updates, mode=_mode(args))
     fn(*values)  # Numba compiles at the first call
     compile_seconds = time.perf_counter() - start
     nodes = len(fn.maker.fgraph.apply_nodes)
@@ -82,6 +83,15 @@ def pytensor_worker(args):
     emit({"framework": "symopt", "backend": args.backend, "layout": args.layout,
           "exclude": args.exclude, "k": args.k, "size": args.size, "compile_s": compile_seconds,
           "peak_rss_mib": peak_rss_mib(), "nodes": nodes, **times})
+
+
+def _mode(args):
+    from pytensor.compile.mode import get_mode
+
+    mode = get_mode(MODES[args.backend])
+    if args.exclude:  # e.g. symopt_fusion: the default path before its rewrites
+        mode = mode.excluding(*args.exclude)
+    return mode
 
 
 def torch_worker(args):
@@ -127,8 +137,8 @@ def main():
     parser.add_argument("--framework", default="symopt", choices=["symopt", "torch", "jax"])
     parser.add_argument("--backend", default="numba", choices=list(MODES))
     parser.add_argument("--layout", default="fused",
-                        choices=["fused", "per-tensor", "vector", "vector-fused", "inputs-only",
-                                 "foreach"])
+                        choices=["fused", "per-tensor", "flat", "vector", "vector-fused",
+                                 "inputs-only", "foreach"])
     parser.add_argument("--k", type=int, default=100, help="number of tensors")
     parser.add_argument("--size", type=int, default=10_000, help="elements per tensor")
     parser.add_argument("--repeats", type=int, default=20)
