@@ -206,7 +206,7 @@ def _common_dtype(keys, arrays, dtype) -> str:
 
 
 def refuse_flat(params, rule_name: str) -> None:
-    """Raise if a rule that is not elementwise is given a flat vector of many parameters."""
+    """Raise if a rule that is not elementwise is given a :class:`FlatParameters` vector."""
     for i, p in enumerate(params):
         layout = flat_layout(p)
         if layout is not None:
