@@ -17,6 +17,8 @@ the other rewrites of this package); the C backends, JAX and PyTorch keep ``Join
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.compile import optdb
@@ -91,9 +93,19 @@ class WriteVectors(Op):
         return [shapes[0]]
 
 
+@functools.cache
 def _numba_write(inplace):
+    """One compiled function for every node of one ``inplace``. Each part is copied by
+    ``_put``, compiled once per part type: a slice assignment, unrolled per part, made
+    Numba compile its shape check again for every part (a fifth of the cold compile)."""
     from numba import literal_unroll
     from pytensor.link.numba.dispatch.basic import numba_njit
+
+    @numba_njit
+    def put(out, start, part):
+        for j in range(part.shape[0]):
+            out[start + j] = part[j]
+        return start + part.shape[0]
 
     def write_vectors(buffer, first, *parts):
         start = first.item()
@@ -104,9 +116,7 @@ def _numba_write(inplace):
             raise ValueError("WriteVectors: the parts do not fit the vector")
         out = buffer if inplace else buffer.copy()
         for part in literal_unroll(parts):
-            n = part.shape[0]
-            out[start:start + n] = part
-            start += n
+            start = put(out, start, part)
         return out
 
     return numba_njit(write_vectors)

@@ -55,6 +55,20 @@ def test_a_long_join_on_numba_is_written_in_chunks_and_equals_concatenate(sizes,
 
 
 @numba_default
+def test_strided_and_mixed_layout_parts_are_written_as_concatenate():
+    """Parts that are strided views (every other element) among contiguous ones: each
+    part type is copied by its own compiled loop, and the result is np.concatenate's."""
+    inputs = [pt.tensor(f"x{i}", dtype="float32", shape=(6,)) for i in range(MIN_PARTS + 3)]
+    parts = [x[::2] if i % 3 == 0 else x for i, x in enumerate(inputs)]
+    fn = pytensor.function(inputs, pt.concatenate(parts), mode="NUMBA")
+    assert any(isinstance(op, WriteVectors) for op in _ops(fn))
+    rng = np.random.default_rng(1)
+    values = [rng.normal(size=6).astype("float32") for _ in inputs]
+    expected = np.concatenate([v[::2] if i % 3 == 0 else v for i, v in enumerate(values)])
+    np.testing.assert_array_equal(fn(*values), expected)
+
+
+@numba_default
 @pytest.mark.parametrize("case", ["short", "unknown length", "matrices"])
 def test_a_join_the_rewrite_does_not_take_keeps_pytensors_join(case):
     if case == "short":
