@@ -59,7 +59,7 @@ too (symopt mends three of PyTensor's scalar conversions there:
 
 from symopt import _pytorch_backend
 from symopt._backend_hooks import when_imported
-from symopt.fused import concat, jax_code, modes, pytorch_code, rewrite, window
+from symopt.fused import concat, jax_code, modes, products, pytorch_code, rewrite, window
 from symopt.fused.lowering import NotFusable
 from symopt.fused.op import PARALLEL_MIN, FusedCheck, FusedUpdate
 from symopt.fused.plan import (
@@ -76,4 +76,4 @@ when_imported("pytensor.link.pytorch.dispatch", pytorch_code.register)
 
 __all__ = ["CHUNK", "FUSE_MIN_TENSORS", "PARALLEL_MIN", "FusedCheck", "FusedUpdate",
            "NotFusable", "auto_min_tensors", "concat", "default_backend_is_c", "fused_apply",
-           "modes", "rewrite", "window"]
+           "modes", "products", "rewrite", "window"]

@@ -8,7 +8,10 @@ is listed in :data:`CHOICES` with the measurement behind it (``benchmarks/README
 - C backends: ``local_dot22_to_dot22scalar`` is excluded. The rewrite folds a scalar
   factor into a matrix product (``Dot22Scalar``); in the gradient of an MLP's loss the
   scaled product and the unscaled one are then both kept, so a GEMM is computed twice.
-  The Numba backend does not run this rewrite (``Dot22Scalar`` is a C op).
+  In graphs that update symopt's parameters PyTensor's default modes no longer do this
+  either (:mod:`symopt.fused.products` reuses the plain product); the training mode
+  leaves the rewrite out for any graph. The Numba backend does not run this rewrite
+  (``Dot22Scalar`` is a C op).
 
 - C backends: a real BLAS. A pip install of PyTensor usually finds none
   (``blas__ldflags`` is empty), and then ``mode="C"`` cannot compile a matrix product and

@@ -17,17 +17,29 @@ import symopt
 from symopt.fused.lowering import graph_inputs  # PyTensor 2 and 3 keep it in different modules
 
 
-def _mlp_products(mode):
-    """The matrix-product ops in a 784-600-10 MLP's Adam training graph under ``mode``."""
-    rng = np.random.default_rng(0)
-    W1 = pytensor.shared(rng.normal(size=(784, 600)).astype("float32"), name="W1")
+def _mlp(rule=symopt.adam, seed=0):
+    """A 784-600-10 MLP's inputs, loss and parameters, updated by ``rule`` (or None)."""
+    rng = np.random.default_rng(seed)
+    W1 = pytensor.shared(rng.normal(size=(784, 600)).astype("float32") / 28, name="W1")
     b1 = pytensor.shared(np.zeros(600, "float32"), name="b1")
-    W2 = pytensor.shared(rng.normal(size=(600, 10)).astype("float32"), name="W2")
+    W2 = pytensor.shared(rng.normal(size=(600, 10)).astype("float32") / 25, name="W2")
     b2 = pytensor.shared(np.zeros(10, "float32"), name="b2")
     X, y = pt.matrix("X", dtype="float32"), pt.ivector("y")
     logp = pt.special.log_softmax(pt.maximum(X @ W1 + b1, 0) @ W2 + b2)
     loss = -logp[pt.arange(y.shape[0]), y].mean()
-    outputs = [loss] + [u for _, u in symopt.adam(loss, [W1, b1, W2, b2], 1e-3)]
+    params = [W1, b1, W2, b2]
+    if rule is None:  # the same products, no symopt: the gradients by plain SGD
+        updates = [(p, p - np.float32(1e-3) * g)
+                   for p, g in zip(params, pytensor.grad(loss, params), strict=True)]
+    else:
+        updates = rule(loss, params, 1e-3)
+    return [X, y], loss, params, updates
+
+
+def _mlp_products(mode, rule=symopt.adam):
+    """The matrix-product ops in a 784-600-10 MLP's training graph under ``mode``."""
+    _, loss, _, updates = _mlp(rule)
+    outputs = [loss] + [u for _, u in updates]
     inputs = [v for v in graph_inputs(outputs) if not isinstance(v, Constant)]
     fgraph = FunctionGraph(inputs, outputs, clone=True)
     with warnings.catch_warnings():
@@ -37,12 +49,41 @@ def _mlp_products(mode):
                    if "Dot" in type(n.op).__name__ or "Gemm" in type(n.op).__name__)
 
 
-def test_c_training_mode_computes_each_product_once():
-    # forward X W1 and h W2; backward h^T d, d W2^T and X^T dh: five products
-    default = _mlp_products(get_mode("CVM"))
-    ours = _mlp_products(symopt.fused.modes.training_mode("c"))
-    assert sum(default.values()) == 7 and default["Dot22Scalar"] == 2
-    assert sum(ours.values()) == 5 and "Dot22Scalar" not in ours
+def test_each_product_is_computed_once_on_the_c_backends():
+    # forward X W1 and h W2; backward h^T d, d W2^T and X^T dh: five products. PyTensor
+    # alone (symopt's rewrites excluded) scales two of them in GEMMs of their own.
+    pytensor_alone = _mlp_products(get_mode("CVM").excluding("symopt_fusion"))
+    assert sum(pytensor_alone.values()) == 7 and pytensor_alone["Dot22Scalar"] == 2
+    for mode in (get_mode("CVM"), get_mode("FAST_RUN"),
+                 symopt.fused.modes.training_mode("c")):
+        products = _mlp_products(mode)
+        assert sum(products.values()) == 5 and "Dot22Scalar" not in products
+
+
+def test_a_graph_without_symopt_keeps_pytensors_products():
+    """symopt's reuse_product leaves graphs that update nothing of symopt's alone."""
+    assert _mlp_products(get_mode("CVM"), rule=None) == \
+        _mlp_products(get_mode("CVM").excluding("symopt_fusion"), rule=None)
+
+
+def test_the_reused_product_trains_as_pytensors_scaled_one():
+    """Ten Adam steps with the product reused equal PyTensor's Dot22Scalar steps (float32:
+    the GEMM's alpha and the multiplication after it may round differently)."""
+    rng = np.random.default_rng(1)
+    data = [(rng.random((50, 784), dtype=np.float32),
+             rng.integers(0, 10, 50, dtype=np.int32))] * 10  # one batch: the loss falls
+    results = {}
+    for name, mode in [("symopt", get_mode("CVM")),
+                       ("pytensor", get_mode("CVM").excluding("symopt_fusion"))]:
+        inputs, loss, params, updates = _mlp()
+        step = pytensor.function(inputs, loss, updates=updates, mode=mode)
+        losses = [float(step(X, y)) for X, y in data]
+        results[name] = losses, [p.get_value() for p in params]
+    np.testing.assert_allclose(results["symopt"][0], results["pytensor"][0], rtol=1e-5)
+    for ours, theirs in zip(results["symopt"][1], results["pytensor"][1], strict=True):
+        assert ours.dtype == theirs.dtype == np.float32
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+    assert results["symopt"][0][-1] < results["symopt"][0][0]
 
 
 def test_default_backend_and_bad_backend():
