@@ -131,7 +131,9 @@ def setup_symopt(args):
                                if getattr(v.type, "dtype", "") == "float64"}),
             "float64_acc": sum(getattr(n.op, "acc_dtype", None) == "float64"
                                for n in f.maker.fgraph.apply_nodes),
-            "n_nodes": len(f.maker.fgraph.apply_nodes)}
+            "n_nodes": len(f.maker.fgraph.apply_nodes),
+            "products": sum("Dot" in type(n.op).__name__ or "Gemm" in type(n.op).__name__
+                            for n in f.maker.fgraph.apply_nodes)}
     if args.recompile:  # a second, identical graph in the same process: in-memory caches
         X2, y2, loss2, updates2, mode2, _ = build()
         t0 = time.perf_counter()

@@ -15,5 +15,10 @@ if ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then
 else
   echo "warning: no OpenBLAS found; PyTensor's C backend will be slow and mode='C' may fail" >&2
 fi
+# Two processes compiling into one cold cache take turns at its lock, one module each, and
+# the one that keeps losing gave up after PyTensor's 120 s (compile__timeout) in a cold
+# run on 2 cores (a Timeout in a property test). The lock is an OS file lock, released
+# when its holder dies, so a long wait cannot outlive a crashed compile.
+export PYTENSOR_FLAGS="compile__timeout=1800${PYTENSOR_FLAGS:+,$PYTENSOR_FLAGS}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 PY=${PYTHON:-python3}
