@@ -212,6 +212,19 @@ def parse_results(stdout: str) -> list:
             if line.startswith(RESULT_TAG)]
 
 
+def save_run(out, meta: dict, results: list, report) -> None:
+    """A driver's run as ``out``.json (meta and results) and ``out``.md (``report(meta,
+    results)``, also printed)."""
+    from pathlib import Path
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results},
+                                                   indent=1))
+    out.with_suffix(".md").write_text(report(meta, results))
+    print(out.with_suffix(".md").read_text())
+
+
 def patch_c_float32_literals() -> None:
     """Prototype of a PyTensor change: print float32 constants as float literals in C.
 

@@ -77,11 +77,7 @@ def main(argv=None):
             "machine": _common.machine()["cpu"] or platform.machine(),
             "epochs": args.epochs, "steps": args.steps,
             "load_average_end": os.getloadavg()[0]}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results},
-                                                   indent=1))
-    out.with_suffix(".md").write_text(report(meta, results))
-    print(out.with_suffix(".md").read_text())
+    _common.save_run(out, meta, results, report)
 
 
 def report(meta, results):

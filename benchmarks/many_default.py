@@ -30,7 +30,6 @@ Numba rows without symopt's rewrites take minutes each to compile).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -98,12 +97,7 @@ def main(argv=None):
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "k": args.k,
             "machine": platform.processor() or platform.machine(),
             "load_average_end": os.getloadavg()[0]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results},
-                                                   indent=1))
-    out.with_suffix(".md").write_text(report(meta, results))
-    print(out.with_suffix(".md").read_text())
+    _common.save_run(args.out, meta, results, report)
 
 
 def report(meta, results):
