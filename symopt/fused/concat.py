@@ -96,7 +96,7 @@ class WriteVectors(Op):
 @functools.cache
 def _numba_write(inplace):
     """One compiled function for every node of one ``inplace``. Each part is copied by
-    ``_put``, compiled once per part type: a slice assignment, unrolled per part, made
+    ``put``, compiled once per part type: a slice assignment, unrolled per part, made
     Numba compile its shape check again for every part (a fifth of the cold compile)."""
     from numba import literal_unroll
     from pytensor.link.numba.dispatch.basic import numba_njit
